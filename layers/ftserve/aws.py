@@ -1,0 +1,29 @@
+"""Lazy, cached boto3 clients: nothing is created at import time (the cold start)."""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from botocore.config import Config
+
+_RETRIES = Config(
+    retries={"mode": "standard", "max_attempts": 5}, connect_timeout=2, read_timeout=10
+)
+
+
+@cache
+def client(service: str) -> Any:
+    import boto3
+
+    return boto3.session.Session().client(service, config=_RETRIES)
+
+
+def reset_clients() -> None:
+    """Drop cached clients (tests point them at a new endpoint)."""
+    client.cache_clear()
+
+
+def error_code(exc: Exception) -> str:
+    response = getattr(exc, "response", None) or {}
+    return str(response.get("Error", {}).get("Code", ""))

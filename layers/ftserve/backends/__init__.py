@@ -1,0 +1,1 @@
+"""Serving backends behind one interface: vLLM, SageMaker inference components, hosted APIs."""

@@ -1,0 +1,134 @@
+"""The operator CLI: `ftserve versions`, `ftserve show`, … (tables by default, --json for scripts)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+app = typer.Typer(
+    help="ftserve: versioned fine-tuned models behind an OpenAI-compatible API.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+console = Console()
+err = Console(stderr=True)
+LOCAL_STATE = Path(".ftserve/local.json")
+
+EndpointOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--endpoint-url",
+        envvar="AWS_ENDPOINT_URL",
+        help="Any AWS-compatible endpoint (moto, LocalStack).",
+    ),
+]
+TableOpt = Annotated[
+    str | None, typer.Option("--table", envvar="FTSERVE_TABLE_NAME", help="Registry table name.")
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+
+
+def _local_state() -> dict[str, Any]:
+    if LOCAL_STATE.exists():
+        return dict(json.loads(LOCAL_STATE.read_text()))
+    return {}
+
+
+def _connect(endpoint_url: str | None, table: str | None) -> Any:
+    """Point boto3 at the endpoint and open the registry (falls back to .ftserve/local.json)."""
+    from ftserve.aws import reset_clients
+    from ftserve.registry import Registry
+
+    local = _local_state()
+    endpoint_url = endpoint_url or local.get("aws_endpoint_url")
+    if endpoint_url:
+        os.environ["AWS_ENDPOINT_URL"] = endpoint_url
+        if local:
+            for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+                os.environ.setdefault(key, "testing")
+    os.environ.setdefault("AWS_DEFAULT_REGION", local.get("region", "us-east-1"))
+    reset_clients()
+    return Registry(table or local.get("table") or "ftserve-registry")
+
+
+def _fail(message: str) -> None:
+    err.print(f"[red]error:[/red] {message}")
+    raise typer.Exit(1)
+
+
+def _check_names(model: str, version: str | None = None) -> None:
+    from ftserve.manifest import check_model_name, check_version
+
+    try:
+        check_model_name(model)
+        if version is not None:
+            check_version(version)
+    except ValueError as exc:
+        _fail(str(exc))
+
+
+@app.command()
+def versions(
+    model: str, endpoint_url: EndpointOpt = None, table: TableOpt = None, as_json: JsonOpt = False
+) -> None:
+    """List every registered version of a model, oldest first."""
+    _check_names(model)
+    records = _connect(endpoint_url, table).list_versions(model)
+    if as_json:
+        print(json.dumps([r.model_dump(mode="json") for r in records], indent=2))
+        return
+    if not records:
+        _fail(f"no versions registered for {model!r}")
+    out = Table(title=f"{model}: versions")
+    for column in ("version", "status", "base_model", "backend", "registered_at", "sha256", "eval"):
+        out.add_column(column)
+    for r in records:
+        out.add_row(
+            r.version,
+            r.status,
+            r.manifest.base_model,
+            r.manifest.backend,
+            r.registered_at,
+            r.content_sha256[:12],
+            ", ".join(f"{k}={v}" for k, v in r.manifest.eval.items()),
+        )
+    console.print(out)
+
+
+@app.command()
+def show(
+    model: str,
+    version: str,
+    endpoint_url: EndpointOpt = None,
+    table: TableOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show one version's whole lineage."""
+    from ftserve.errors import VersionNotFound
+
+    _check_names(model, version)
+    try:
+        record = _connect(endpoint_url, table).get_version(model, version)
+    except VersionNotFound as exc:
+        _fail(str(exc))
+        return
+    if as_json:
+        print(json.dumps(record.model_dump(mode="json"), indent=2))
+        return
+    out = Table(title=record.name, show_header=False)
+    out.add_column("field", style="bold")
+    out.add_column("value")
+    data = record.model_dump(mode="json")
+    for key, value in {**data.pop("manifest"), **data}.items():
+        out.add_row(key, value if isinstance(value, str) else json.dumps(value))
+    console.print(out)
+
+
+def main() -> None:
+    app()

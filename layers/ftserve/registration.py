@@ -1,0 +1,213 @@
+"""Registration: an uploaded manifest becomes an immutable version record, or a precise refusal."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from ftserve import eventbus
+from ftserve.aws import client, error_code
+from ftserve.backends.base import Backend
+from ftserve.errors import TransientError, VersionExists
+from ftserve.manifest import (
+    CONFIG_FILE,
+    MANIFEST_FILE,
+    WEIGHTS_FILE,
+    Manifest,
+    adapter_prefix,
+    parse_manifest_key,
+)
+from ftserve.observability import logger
+from ftserve.registry import FileRecord, Registry, VersionRecord, now_iso
+from ftserve.validation import (
+    adapter_config_errors,
+    listing_errors,
+    manifest_errors,
+    safetensors_errors,
+)
+
+CHUNK = 1024 * 1024
+
+
+@dataclass
+class Outcome:
+    result: Literal["registered", "duplicate", "rejected"]
+    model: str | None
+    version: str | None
+    reasons: list[str] = field(default_factory=list)
+    record: VersionRecord | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "result": self.result,
+            "model": self.model,
+            "version": self.version,
+            "reasons": self.reasons,
+        }
+
+
+@dataclass
+class Registrar:
+    """Everything registration talks to, injected (tests give fakes or moto-backed clients)."""
+
+    registry: Registry
+    bucket: str
+    bus_name: str
+    max_adapter_bytes: int
+    max_manifest_bytes: int
+    backend: Backend | None = None
+    s3: Any = None
+    actor: str = "registration"
+
+    def __post_init__(self) -> None:
+        self.s3 = self.s3 or client("s3")
+
+    def register(self, key: str) -> Outcome:
+        """Validate everything under the manifest's folder, then record and announce the version."""
+        try:
+            model, version = parse_manifest_key(key)
+        except ValueError as exc:
+            return self._reject(None, None, key, [f"bad object key: {exc}"])
+        prefix = adapter_prefix(model, version)
+        files = self._list(prefix)
+        if MANIFEST_FILE not in files:
+            return self._reject(
+                model, version, key, [f"{key} does not exist (deleted since upload?)"]
+            )
+
+        manifest, reasons = manifest_errors(
+            self._read(prefix + MANIFEST_FILE, files[MANIFEST_FILE], self.max_manifest_bytes),
+            self.max_manifest_bytes,
+        )
+        if manifest and (manifest.model, manifest.version) != (model, version):
+            reasons.append(
+                f"manifest names {manifest.model}@{manifest.version} but was uploaded "
+                f"under {prefix}"
+            )
+        reasons += listing_errors(files, manifest, self.max_adapter_bytes)
+        if (manifest is None or manifest.has_weights) and {CONFIG_FILE, WEIGHTS_FILE} <= set(files):
+            reasons += self._weights_errors(prefix, files, manifest)
+        if reasons or manifest is None:
+            return self._reject(model, version, key, reasons)
+
+        record = self._record(manifest, prefix, files)
+        try:
+            created = self.registry.create_version(record, self.actor)
+        except VersionExists as exc:
+            return self._reject(model, version, key, [str(exc)])
+        stored = record if created else self.registry.get_version(model, version)
+        if not created and stored.announced:
+            logger.info(
+                "duplicate delivery: version already registered",
+                extra={"model": model, "version": version},
+            )
+            return Outcome("duplicate", model, version, record=stored)
+        self._announce(stored)
+        return Outcome("registered", model, version, record=stored)
+
+    # --- steps ----------------------------------------------------------------------------
+    def _list(self, prefix: str) -> dict[str, int]:
+        files: dict[str, int] = {}
+        paginator = self.s3.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
+            for obj in page.get("Contents", []):
+                files[obj["Key"][len(prefix) :]] = int(obj["Size"])
+        return files
+
+    def _read(
+        self, key: str, size: int, limit: int, start: int = 0, end: int | None = None
+    ) -> bytes:
+        if end is None and size > limit:
+            return b"x" * (limit + 1)  # over the limit: never downloaded, reported by the parser
+        extra = {"Range": f"bytes={start}-{end - 1}"} if end is not None else {}
+        if end is not None and end <= start:
+            return b""
+        return bytes(self.s3.get_object(Bucket=self.bucket, Key=key, **extra)["Body"].read())
+
+    def _weights_errors(
+        self, prefix: str, files: dict[str, int], manifest: Manifest | None
+    ) -> list[str]:
+        config, reasons = adapter_config_errors(
+            self._read(prefix + CONFIG_FILE, files[CONFIG_FILE], self.max_manifest_bytes), manifest
+        )
+        if "r" in config and not any(r.startswith(f"{CONFIG_FILE}: rank") for r in reasons):
+            weights_key = prefix + WEIGHTS_FILE
+            reasons += safetensors_errors(
+                files[WEIGHTS_FILE],
+                lambda start, end: self._read(weights_key, files[WEIGHTS_FILE], 0, start, end),
+                config,
+            )
+        return reasons
+
+    def _record(self, manifest: Manifest, prefix: str, files: dict[str, int]) -> VersionRecord:
+        records = {name: self._checksum(prefix + name) for name in sorted(files)}
+        digest = hashlib.sha256(
+            "".join(f"{name}:{rec.sha256}\n" for name, rec in records.items()).encode()
+        ).hexdigest()
+        return VersionRecord(
+            manifest=manifest,
+            adapter_uri=f"s3://{self.bucket}/{prefix}",
+            files=records,
+            content_sha256=digest,
+            registered_at=now_iso(),
+            status="registered",
+            changed_by=self.actor,
+        )
+
+    def _checksum(self, key: str) -> FileRecord:
+        try:
+            obj = self.s3.get_object(Bucket=self.bucket, Key=key)
+        except Exception as exc:
+            if error_code(exc) in {"SlowDown", "ThrottlingException", "RequestTimeout"}:
+                raise TransientError(str(exc)) from exc
+            raise
+        sha, size = hashlib.sha256(), 0
+        for chunk in obj["Body"].iter_chunks(CHUNK):
+            sha.update(chunk)
+            size += len(chunk)
+        return FileRecord(sha256=sha.hexdigest(), size=size, s3_version_id=obj.get("VersionId"))
+
+    def _announce(self, record: VersionRecord) -> None:
+        if self.backend is not None:
+            self.backend.register(record)
+        eventbus.publish(
+            "AdapterRegistered",
+            {
+                "model": record.model,
+                "version": record.version,
+                "name": record.name,
+                "base_model": record.manifest.base_model,
+                "backend": record.manifest.backend,
+                "adapter_uri": record.adapter_uri,
+                "content_sha256": record.content_sha256,
+                "status": record.status,
+            },
+            self.bus_name,
+        )
+        self.registry.mark_announced(record.model, record.version)
+        logger.info(
+            "adapter registered",
+            extra={
+                "model": record.model,
+                "version": record.version,
+                "content_sha256": record.content_sha256,
+            },
+        )
+
+    def _reject(
+        self, model: str | None, version: str | None, key: str, reasons: list[str]
+    ) -> Outcome:
+        eventbus.publish(
+            "AdapterRejected",
+            {
+                "model": model,
+                "version": version,
+                "key": key,
+                "bucket": self.bucket,
+                "reasons": reasons,
+            },
+            self.bus_name,
+        )
+        logger.warning("adapter rejected", extra={"key": key, "reasons": reasons})
+        return Outcome("rejected", model, version, reasons)

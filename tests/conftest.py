@@ -1,0 +1,86 @@
+"""Shared fixtures: caches cleared between tests; the local cloud (moto server) for integration."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from tests.support import ROOT
+
+
+@pytest.fixture(autouse=True)
+def _fresh_caches() -> Iterator[None]:
+    from ftserve.aws import reset_clients
+    from ftserve.config import get_settings
+
+    get_settings.cache_clear()
+    reset_clients()
+    yield
+    get_settings.cache_clear()
+    reset_clients()
+
+
+@dataclass
+class Stack:
+    """moto in server mode with the template's resources, and the dispatcher that runs functions."""
+
+    url: str
+    cloud: Any
+    dispatcher: Any
+    clients: Any
+
+    @property
+    def bucket(self) -> str:
+        return str(self.cloud.name("AdapterBucket"))
+
+    @property
+    def table(self) -> str:
+        return str(self.cloud.name("RegistryTable"))
+
+    def events(self) -> list[dict[str, Any]]:
+        """Drain the ftserve events published since the last call."""
+        sqs = self.clients("sqs")
+        seen: list[dict[str, Any]] = []
+        while True:
+            batch = sqs.receive_message(
+                QueueUrl=self.cloud.event_log_queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0
+            ).get("Messages", [])
+            if not batch:
+                return seen
+            for message in batch:
+                seen.append(json.loads(message["Body"]))
+                sqs.delete_message(
+                    QueueUrl=self.cloud.event_log_queue_url, ReceiptHandle=message["ReceiptHandle"]
+                )
+
+
+@pytest.fixture(scope="session")
+def stack() -> Iterator[Stack]:
+    from ftserve.aws import client, reset_clients
+    from ftserve_local.cloud import provision
+    from ftserve_local.dispatcher import Dispatcher
+    from ftserve_local.moto_server import ThreadedMoto
+
+    saved = dict(os.environ)
+    moto = ThreadedMoto().start()
+    reset_clients()
+    cloud = provision(ROOT / "template.yaml", client, ROOT)
+    yield Stack(moto.url, cloud, Dispatcher(cloud, client), client)
+    moto.stop()
+    os.environ.clear()
+    os.environ.update(saved)
+
+
+@pytest.fixture
+def aws(stack: Stack) -> Stack:
+    """The stack with this process's clients pointed at it (each test gets fresh clients)."""
+    from ftserve.aws import reset_clients
+
+    os.environ["AWS_ENDPOINT_URL"] = stack.url
+    reset_clients()
+    return stack
