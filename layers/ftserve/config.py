@@ -4,8 +4,16 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from pydantic import Field
+from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class SageMakerTarget(BaseModel):
+    """A SageMaker endpoint whose base inference component serves one base model."""
+
+    endpoint_name: str
+    base_component_name: str
+    artifact_prefix: str = "sagemaker/"
 
 
 class Settings(BaseSettings):
@@ -20,6 +28,12 @@ class Settings(BaseSettings):
     parameter_prefix: str = "/ftserve/models"
     max_adapter_bytes: int = Field(default=2 * 1024**3, gt=0)
     max_manifest_bytes: int = Field(default=256 * 1024, gt=0)
+    # Serving: vLLM replicas per base model, keyed by the pinned base (`id@revision`) or its id.
+    vllm_endpoints: dict[str, list[str]] = {}
+    adapter_dir: str = "/mnt/adapters"  # where registration stages files (EFS mount)
+    replica_adapter_dir: str | None = None  # the same folder as replicas see it
+    sagemaker_targets: dict[str, SageMakerTarget] = {}
+    keep_warm: int = Field(default=3, ge=1)
 
 
 @lru_cache(maxsize=1)

@@ -8,7 +8,6 @@ from typing import Any, Literal
 
 from ftserve import eventbus
 from ftserve.aws import client, error_code
-from ftserve.backends.base import Backend
 from ftserve.errors import TransientError, VersionExists
 from ftserve.manifest import (
     CONFIG_FILE,
@@ -20,6 +19,7 @@ from ftserve.manifest import (
 )
 from ftserve.observability import logger
 from ftserve.registry import FileRecord, Registry, VersionRecord, now_iso
+from ftserve.serving import Serving
 from ftserve.validation import (
     adapter_config_errors,
     listing_errors,
@@ -56,7 +56,7 @@ class Registrar:
     bus_name: str
     max_adapter_bytes: int
     max_manifest_bytes: int
-    backend: Backend | None = None
+    serving: Serving | None = None
     s3: Any = None
     actor: str = "registration"
 
@@ -169,8 +169,18 @@ class Registrar:
         return FileRecord(sha256=sha.hexdigest(), size=size, s3_version_id=obj.get("VersionId"))
 
     def _announce(self, record: VersionRecord) -> None:
-        if self.backend is not None:
-            self.backend.register(record)
+        if self.serving is not None and record.status != "serving":
+            status, reason = self.serving.load(record)
+            if (status, reason) != (record.status, record.status_reason):
+                self.registry.set_status(
+                    record.model,
+                    record.version,
+                    status,
+                    reason,
+                    self.actor,
+                    history=status != record.status,
+                )
+                record = record.model_copy(update={"status": status, "status_reason": reason})
         eventbus.publish(
             "AdapterRegistered",
             {

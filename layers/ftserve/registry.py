@@ -184,8 +184,22 @@ class Registry:
             ExpressionAttributeValues={":t": {"BOOL": True}},
         )
 
-    def set_status(self, model: str, version: str, status: Status, reason: str, actor: str) -> None:
+    def set_status(
+        self,
+        model: str,
+        version: str,
+        status: Status,
+        reason: str,
+        actor: str,
+        history: bool = True,
+    ) -> None:
         """Change a version's status (the only mutable part of a record) and record why."""
+        entry = {
+            "Put": {
+                "TableName": self.table_name,
+                "Item": self._history_item(model, f"status:{status}", version, actor, reason, {}),
+            }
+        }
         self.ddb.transact_write_items(
             TransactItems=[
                 {
@@ -202,14 +216,7 @@ class Registry:
                         },
                     }
                 },
-                {
-                    "Put": {
-                        "TableName": self.table_name,
-                        "Item": self._history_item(
-                            model, f"status:{status}", version, actor, reason, {}
-                        ),
-                    }
-                },
+                *([entry] if history else []),
             ]
         )
 

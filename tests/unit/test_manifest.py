@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from ftserve.manifest import Manifest, parse_manifest_key
-from ftserve.validation import manifest_errors
 from pydantic import ValidationError
 
+from ftserve.manifest import Manifest, parse_manifest_key
+from ftserve.validation import manifest_errors
 from tests.support import manifest
 
 

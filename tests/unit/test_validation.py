@@ -6,11 +6,11 @@ import json
 import struct
 
 import pytest
-from ftserve.manifest import Manifest
-from ftserve.validation import adapter_config_errors, listing_errors, safetensors_errors
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from ftserve.manifest import Manifest
+from ftserve.validation import adapter_config_errors, listing_errors, safetensors_errors
 from tests.support import adapter_config, lora_weights, manifest
 
 CONFIG = json.loads(adapter_config())
