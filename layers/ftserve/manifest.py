@@ -60,6 +60,11 @@ class Manifest(BaseModel):
     eval: dict[str, float]
     system_prompt: str = Field(max_length=32_768)
     hosted_model_id: str | None = Field(default=None, pattern=HOSTED_ID_PATTERN)
+    # For OpenAI-compatible platforms other than OpenAI (Together, Fireworks, …): where to call,
+    # and the name of the secret holding the key (an SSM SecureString path or a Secrets Manager
+    # name) — never the key itself.
+    hosted_base_url: str | None = Field(default=None, max_length=2048)
+    hosted_api_key_secret: str | None = Field(default=None, pattern=r"^[A-Za-z0-9/_+=.@:-]{1,512}$")
 
     @field_validator("model")
     @classmethod
@@ -81,12 +86,33 @@ class Manifest(BaseModel):
             )
         return value
 
+    @field_validator("hosted_base_url")
+    @classmethod
+    def _safe_base_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(value)
+        loopback = parts.hostname in {"127.0.0.1", "localhost", "::1"}
+        if parts.scheme != "https" and not (parts.scheme == "http" and loopback):
+            raise ValueError("hosted_base_url must be https:// (plain http only on loopback)")
+        if not parts.hostname or parts.username or parts.password or parts.query or parts.fragment:
+            raise ValueError(
+                "hosted_base_url must be a plain URL (no credentials, query or fragment)"
+            )
+        return value.rstrip("/")
+
     @model_validator(mode="after")
     def _hosted_id_only_for_openai(self) -> Manifest:
         if self.backend == "openai" and not self.hosted_model_id:
             raise ValueError("backend 'openai' needs hosted_model_id (the platform's fine-tune id)")
-        if self.backend != "openai" and self.hosted_model_id:
-            raise ValueError(f"hosted_model_id is only for backend 'openai', not {self.backend!r}")
+        hosted = (self.hosted_model_id, self.hosted_base_url, self.hosted_api_key_secret)
+        if self.backend != "openai" and any(hosted):
+            raise ValueError(
+                f"hosted_model_id, hosted_base_url and hosted_api_key_secret are only "
+                f"for backend 'openai', not {self.backend!r}"
+            )
         return self
 
     @property

@@ -91,7 +91,7 @@ class Registrar:
         if reasons or manifest is None:
             return self._reject(model, version, key, reasons)
 
-        record = self._record(manifest, prefix, files)
+        record = self.snapshot(manifest, prefix, files)
         try:
             created = self.registry.create_version(record, self.actor)
         except VersionExists as exc:
@@ -140,7 +140,11 @@ class Registrar:
             )
         return reasons
 
-    def _record(self, manifest: Manifest, prefix: str, files: dict[str, int]) -> VersionRecord:
+    def snapshot(
+        self, manifest: Manifest, prefix: str, files: dict[str, int] | None = None
+    ) -> VersionRecord:
+        """The version record of what is under `prefix` now: every file hashed, versions pinned."""
+        files = self._list(prefix) if files is None else files
         records = {name: self._checksum(prefix + name) for name in sorted(files)}
         digest = hashlib.sha256(
             "".join(f"{name}:{rec.sha256}\n" for name, rec in records.items()).encode()

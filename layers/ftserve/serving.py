@@ -37,7 +37,7 @@ class Serving:
             )
         from ftserve.backends.hosted import HostedBackend
 
-        return HostedBackend()
+        return HostedBackend.for_record(record)
 
     def _vllm(self, base_model: str, base_id: str) -> Backend | None:
         from ftserve.backends.vllm import VllmBackend

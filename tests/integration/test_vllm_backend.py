@@ -104,7 +104,8 @@ def test_restarted_replica_gets_every_adapter_back_from_the_reconciler(
     from ftserve.pointer import parameter_name
 
     model = f"m-{uuid.uuid4().hex[:8]}"
-    v1, v2 = _register(served, model, "v1", seed=1), _register(served, model, "v2", seed=2)
+    _register(served, model, "v1", seed=1)
+    v2 = _register(served, model, "v2", seed=2)
     before = _chat(_backend(served), v2)
     served.clients("ssm").put_parameter(
         Name=parameter_name("/ftserve/models", model), Value="v2", Type="String", Overwrite=True

@@ -22,6 +22,9 @@ class InMemoryBackend:
     def loaded(self) -> set[str]:
         return set(self.adapters)
 
+    def is_loaded(self, record: VersionRecord) -> bool:
+        return record.name in self.adapters
+
     def invoke(self, record: VersionRecord, body: dict[str, Any]) -> dict[str, Any]:
         return {
             "object": "chat.completion",

@@ -51,6 +51,7 @@ class VllmReplica:
         path: str,
         body: dict[str, Any] | None = None,
         timeout_s: float | None = None,
+        headers: dict[str, str] | None = None,
     ) -> tuple[int, bytes]:
         import urllib3
 
@@ -59,7 +60,7 @@ class VllmReplica:
                 method,
                 self.url + path,
                 body=json.dumps(body).encode() if body is not None else None,
-                headers={"Content-Type": "application/json"},
+                headers={"Content-Type": "application/json", **(headers or {})},
                 timeout=urllib3.Timeout(connect=2.0, read=timeout_s or self.timeout_s),
                 retries=False,
             )
@@ -161,8 +162,11 @@ class VllmBackend:
         for replica in self.replicas:
             replica.unload(record.name)
 
+    def is_loaded(self, record: VersionRecord) -> bool:
+        return record.name in self.loaded()
+
     def loaded(self) -> set[str]:
-        """Adapters loaded on every replica that answers (the intersection)."""
+        """Adapters loaded on every replica (the intersection)."""
         sets = [r.loaded() for r in self.replicas]
         return set.intersection(*sets) if sets else set()
 
