@@ -130,5 +130,44 @@ def show(
     console.print(out)
 
 
+@app.command()
+def merge(
+    model: str,
+    version: str,
+    base_dir: Annotated[Path, typer.Option(help="Local copy of the pinned base model.")],
+    python: Annotated[
+        str, typer.Option(help="A Python with torch and peft.")
+    ] = ".venv-vllm/bin/python",
+    endpoint_url: EndpointOpt = None,
+    table: TableOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Merge a version into its base (one tune, high volume); written to S3 and recorded."""
+    from ftserve.aws import client
+    from ftserve.errors import FtserveError, VersionNotFound
+    from ftserve.merge import merge_version
+
+    _check_names(model, version)
+    registry = _connect(endpoint_url, table)
+    try:
+        record = registry.get_version(model, version)
+        merged = merge_version(registry, record, client("s3"), base_dir, python, _actor())
+    except (VersionNotFound, FtserveError) as exc:
+        _fail(str(exc))
+        return
+    if as_json:
+        print(merged.model_dump_json(indent=2))
+        return
+    console.print(f"merged {record.name} into {record.manifest.base_model}: {merged.uri}")
+    for name, sha in merged.files.items():
+        console.print(f"  {name}  sha256:{sha[:16]}…")
+
+
+def _actor() -> str:
+    import getpass
+
+    return f"cli:{os.environ.get('FTSERVE_ACTOR') or getpass.getuser()}"
+
+
 def main() -> None:
     app()

@@ -38,6 +38,14 @@ class FileRecord(BaseModel):
     s3_version_id: str | None = None
 
 
+class MergedArtifact(BaseModel):
+    """A standalone model: the adapter merged into its pinned base (for one tune at high volume)."""
+
+    uri: str
+    files: dict[str, str]  # name → SHA-256
+    created_at: str
+
+
 class VersionRecord(BaseModel):
     """The lineage of one version: the manifest plus where its files are and what they hash to."""
 
@@ -53,6 +61,7 @@ class VersionRecord(BaseModel):
     promoted_at: str | None = None
     changed_by: str = ""
     announced: bool = False
+    merged: MergedArtifact | None = None
 
     @property
     def model(self) -> str:
@@ -217,6 +226,26 @@ class Registry:
                     }
                 },
                 *([entry] if history else []),
+            ]
+        )
+
+    def record_merged(self, model: str, version: str, merged: MergedArtifact, actor: str) -> None:
+        from boto3.dynamodb.types import TypeSerializer
+
+        value = TypeSerializer().serialize(merged.model_dump(mode="json"))
+        entry = self._history_item(model, "merged", version, actor, "", {"uri": merged.uri})
+        self.ddb.transact_write_items(
+            TransactItems=[
+                {
+                    "Update": {
+                        "TableName": self.table_name,
+                        "Key": {"pk": {"S": _pk(model)}, "sk": {"S": _version_sk(version)}},
+                        "UpdateExpression": "SET merged = :m",
+                        "ConditionExpression": "attribute_exists(pk)",
+                        "ExpressionAttributeValues": {":m": value},
+                    }
+                },
+                {"Put": {"TableName": self.table_name, "Item": entry}},
             ]
         )
 
