@@ -48,6 +48,7 @@ class LocalCloud:
     rules: dict[str, RuleSpec] = field(default_factory=dict)
     parameters: dict[str, str] = field(default_factory=dict)
     event_log_queue_url: str = ""
+    routes: dict[tuple[str, str], str] = field(default_factory=dict)  # (METHOD, path) → function
 
     def name(self, logical_id: str) -> str:
         return self.names[logical_id]
@@ -180,7 +181,25 @@ def provision(
         if res["Type"] == "AWS::Events::Rule":
             _create_rule(clients, cloud, logical_id, resolve(res["Properties"]))
     _create_event_log(clients, cloud)
+    for res in resources.values():
+        if res["Type"] == "AWS::ApiGatewayV2::Api":
+            cloud.routes |= _routes(res["Properties"].get("Body", {}), cloud)
     return cloud
+
+
+def _routes(body: dict[str, Any], cloud: LocalCloud) -> dict[tuple[str, str], str]:
+    """The HTTP API's routes from its OpenAPI body: (METHOD, path) → the function it proxies to."""
+    import re
+
+    routes = {}
+    for path, methods in body.get("paths", {}).items():
+        for method, spec in methods.items():
+            uri = spec.get("x-amazon-apigateway-integration", {}).get("uri", {})
+            text = uri.get("Fn::Sub", "") if isinstance(uri, dict) else str(uri)
+            match = re.search(r"\$\{(\w+)\.Arn\}", text)
+            if match and match[1] in cloud.functions:
+                routes[(method.upper(), path)] = match[1]
+    return routes
 
 
 def _create_bucket(clients: Any, name: str, props: dict[str, Any]) -> None:

@@ -40,7 +40,8 @@ class Dispatcher:
         self.cloud = cloud
         self.clients = clients
         self._modules: dict[str, ModuleType] = {}
-        self._lock = threading.Lock()
+        # One container per function: Lambda gives a container one request at a time.
+        self._locks = {name: threading.Lock() for name in cloud.functions}
         self._stop = threading.Event()
         self.failures: list[dict[str, Any]] = []
 
@@ -60,7 +61,7 @@ class Dispatcher:
 
     def invoke(self, function: str, event: dict[str, Any]) -> Any:
         """Run the handler with the real event, one invocation at a time (shared environment)."""
-        with self._lock:
+        with self._locks[function]:
             self.prepare(function)
             return self.invoke_unlocked(function, event)
 
@@ -139,7 +140,10 @@ class Dispatcher:
 
 
 def _apply_environment(spec: FunctionSpec) -> None:
+    """The function's environment (functions share this process, so only changes are applied)."""
     from ftserve.config import get_settings
 
-    os.environ.update(spec.environment)
-    get_settings.cache_clear()
+    changed = {k: v for k, v in spec.environment.items() if os.environ.get(k) != v}
+    if changed:
+        os.environ.update(changed)
+        get_settings.cache_clear()

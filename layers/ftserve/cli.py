@@ -57,6 +57,81 @@ def _connect(endpoint_url: str | None, table: str | None) -> Any:
     return Registry(table or local.get("table") or "ftserve-registry")
 
 
+keys_app = typer.Typer(
+    help="API keys: each is scoped to the models it may call.", no_args_is_help=True
+)
+app.add_typer(keys_app, name="keys")
+
+
+def _keystore(endpoint_url: str | None, table: str | None) -> Any:
+    from ftserve.auth import KeyStore
+
+    registry = _connect(endpoint_url, table)
+    return KeyStore(registry.table_name)
+
+
+@keys_app.command("create")
+def keys_create(
+    name: Annotated[str, typer.Option(help="Who or what the key is for.")],
+    models: Annotated[
+        list[str], typer.Option("--model", help="Model name or family (acme-*); repeat.")
+    ],
+    endpoint_url: EndpointOpt = None,
+    table: TableOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Create a key; it is shown once and stored only as a hash."""
+    import re
+
+    for scope in models:
+        if (
+            not re.fullmatch(r"[a-z0-9*][a-z0-9*-]{0,62}", scope)
+            or scope == "*"
+            and len(models) > 1
+        ):
+            _fail(f"scope {scope!r} must be a model name or a family like 'acme-*'")
+    key, record = _keystore(endpoint_url, table).create(name, models)
+    if as_json:
+        print(json.dumps({"api_key": key, **record.model_dump()}, indent=2))
+        return
+    console.print(f"[bold]{key}[/bold]")
+    console.print(
+        f"key id {record.key_id} for {name}, models: {', '.join(models)} "
+        "[dim](store it now: it is not shown again)[/dim]"
+    )
+
+
+@keys_app.command("list")
+def keys_list(
+    endpoint_url: EndpointOpt = None, table: TableOpt = None, as_json: JsonOpt = False
+) -> None:
+    """List keys (never the keys themselves)."""
+    keys = _keystore(endpoint_url, table).list()
+    if as_json:
+        print(json.dumps([k.model_dump() for k in keys], indent=2))
+        return
+    out = Table(title="API keys")
+    for column in ("key id", "name", "models", "created", "revoked"):
+        out.add_column(column)
+    for k in keys:
+        out.add_row(k.key_id, k.name, ", ".join(k.scopes), k.created_at, "yes" if k.revoked else "")
+    console.print(out)
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: str, endpoint_url: EndpointOpt = None, table: TableOpt = None) -> None:
+    """Revoke a key (warm containers stop accepting it within a minute)."""
+    try:
+        _keystore(endpoint_url, table).revoke(key_id)
+    except Exception as exc:
+        from ftserve.aws import error_code
+
+        if error_code(exc) == "ConditionalCheckFailedException":
+            _fail(f"no key with id {key_id!r}")
+        raise
+    console.print(f"revoked {key_id}")
+
+
 def _fail(message: str) -> None:
     err.print(f"[red]error:[/red] {message}")
     raise typer.Exit(1)

@@ -34,6 +34,11 @@ class Settings(BaseSettings):
     replica_adapter_dir: str | None = None  # the same folder as replicas see it
     sagemaker_targets: dict[str, SageMakerTarget] = {}
     keep_warm: int = Field(default=3, ge=1)
+    # The invoke path.
+    pointer_ttl_s: float = Field(default=2.0, gt=0, le=300)
+    backend_timeout_s: float = Field(default=25.0, gt=0, le=900)
+    max_request_bytes: int = Field(default=1_000_000, gt=0)
+    strict_system_prompt_models: list[str] = []
 
 
 @lru_cache(maxsize=1)
