@@ -26,6 +26,7 @@ def _registrar() -> Registrar:
         max_adapter_bytes=settings.max_adapter_bytes,
         max_manifest_bytes=settings.max_manifest_bytes,
         serving=Serving(settings),
+        alarms=settings.alarms,
     )
 
 

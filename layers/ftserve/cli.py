@@ -133,7 +133,7 @@ def keys_revoke(key_id: str, endpoint_url: EndpointOpt = None, table: TableOpt =
 
 
 def _fail(message: str) -> None:
-    err.print(f"[red]error:[/red] {message}")
+    err.print(f"[red]error:[/red] {message}", soft_wrap=True)
     raise typer.Exit(1)
 
 
@@ -236,6 +236,231 @@ def merge(
     console.print(f"merged {record.name} into {record.manifest.base_model}: {merged.uri}")
     for name, sha in merged.files.items():
         console.print(f"  {name}  sha256:{sha[:16]}…")
+
+
+PrefixOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--parameter-prefix", envvar="FTSERVE_PARAMETER_PREFIX", help="SSM path of the pointers."
+    ),
+]
+ReasonOpt = Annotated[str, typer.Option("--reason", help="Why (recorded in the history).")]
+
+
+def _releases(endpoint_url: str | None, table: str | None, prefix: str | None) -> Any:
+    from ftserve.aws import client
+    from ftserve.release import Releases
+
+    registry = _connect(endpoint_url, table)
+    local = _local_state()
+    return Releases(
+        registry,
+        client("ssm"),
+        prefix or local.get("parameter_prefix") or "/ftserve/models",
+        local.get("event_bus", "default"),
+    )
+
+
+def _refused(action: Any) -> Any:
+    from ftserve.release import ReleaseRefused
+
+    try:
+        return action()
+    except (ReleaseRefused, ValueError) as exc:
+        _fail(str(exc))
+
+
+@app.command()
+def promote(
+    model: str,
+    version: str,
+    canary: Annotated[
+        int | None, typer.Option(help="Send this % of traffic to the version first.")
+    ] = None,
+    bake: Annotated[
+        str, typer.Option(help="How long a canary bakes before full promotion.")
+    ] = "30m",
+    force: Annotated[bool, typer.Option(help="Promote despite a failing eval gate.")] = False,
+    reason: ReasonOpt = "",
+    endpoint_url: EndpointOpt = None,
+    table: TableOpt = None,
+    parameter_prefix: PrefixOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Make a version the active one (or a canary), checked against the model's eval gate."""
+    from ftserve.release import parse_duration
+
+    _check_names(model, version)
+    releases = _releases(endpoint_url, table, parameter_prefix)
+    bake_time = _refused(lambda: parse_duration(bake))
+    details = _refused(
+        lambda: releases.promote(model, version, _actor(), reason, force, canary, bake_time)
+    )
+    if as_json:
+        print(json.dumps(details, indent=2))
+        return
+    what = f"canary {canary}% (bakes until {details['bake_until']})" if canary else "active"
+    console.print(f"{model}: {details['from'] or '(none)'} → [bold]{details['to']}[/bold] ({what})")
+    if details["forced"]:
+        console.print(
+            f"[yellow]forced past the gate:[/yellow] {'; '.join(details['gate_failures'])}"
+        )
+
+
+@app.command()
+def rollback(
+    model: str,
+    to: Annotated[
+        str | None,
+        typer.Option("--to", help="The version to go back to (default: the previous one)."),
+    ] = None,
+    reason: ReasonOpt = "",
+    endpoint_url: EndpointOpt = None,
+    table: TableOpt = None,
+    parameter_prefix: PrefixOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Go back to the previous active version (or --to vN) in one parameter write."""
+    _check_names(model, to)
+    releases = _releases(endpoint_url, table, parameter_prefix)
+    details = _refused(lambda: releases.rollback(model, _actor(), to, reason))
+    if as_json:
+        print(json.dumps(details, indent=2))
+        return
+    console.print(
+        f"{model}: {details['from'] or '(none)'} → [bold]{details['to']}[/bold] (rolled back)"
+    )
+
+
+gate_app = typer.Typer(help="Per-model eval gates that promotion checks.", no_args_is_help=True)
+app.add_typer(gate_app, name="gate")
+
+
+@gate_app.command("set")
+def gate_set(
+    model: str,
+    rules: Annotated[list[str], typer.Argument(help="e.g. accuracy>=0.9 toxicity<=0.05")],
+    endpoint_url: EndpointOpt = None,
+    table: TableOpt = None,
+) -> None:
+    """Set the thresholds a version's manifest eval must meet to be promoted."""
+    _check_names(model)
+    releases = _releases(endpoint_url, table, None)
+    parsed = _refused(lambda: releases.set_gate(model, rules, _actor()))
+    console.print(f"{model} gate: {', '.join(str(r) for r in parsed)}")
+
+
+@gate_app.command("show")
+def gate_show(model: str, endpoint_url: EndpointOpt = None, table: TableOpt = None) -> None:
+    _check_names(model)
+    rules = _releases(endpoint_url, table, None).gate(model)
+    console.print(f"{model} gate: {', '.join(str(r) for r in rules) or '(none)'}")
+
+
+@app.command()
+def history(
+    model: str,
+    endpoint_url: EndpointOpt = None,
+    table: TableOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Every change to a model, in order: registrations, statuses, promotions, rollbacks."""
+    _check_names(model)
+    entries = _connect(endpoint_url, table).history(model)
+    if as_json:
+        print(json.dumps([e.model_dump(mode="json") for e in entries], indent=2))
+        return
+    if not entries:
+        _fail(f"no history for {model!r}")
+    out = Table(title=f"{model}: history")
+    for column in ("when", "action", "version", "from → to", "actor", "reason"):
+        out.add_column(column)
+    for e in entries:
+        move = f"{e.details.get('from') or '-'} → {e.details['to']}" if "to" in e.details else ""
+        out.add_row(e.at, e.action, e.version or "", move, e.actor, e.reason)
+    console.print(out)
+
+
+@app.command()
+def status(
+    model: str,
+    endpoint_url: EndpointOpt = None,
+    table: TableOpt = None,
+    parameter_prefix: PrefixOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """The active version or split, what replicas have loaded, alarm states, last changes."""
+    from ftserve.alarms import alarm_states
+    from ftserve.aws import client
+
+    _check_names(model)
+    releases = _releases(endpoint_url, table, parameter_prefix)
+    versions = releases.registry.list_versions(model)
+    if not versions:
+        _fail(f"no versions registered for {model!r}")
+    pointer = releases.pointer_value(model)
+    alarms = {v.version: alarm_states(client("cloudwatch"), model, v.version) for v in versions}
+    loaded = _loaded_on_replicas(versions)
+    changes = releases.pointer_changes(model)[-5:]
+    report = {
+        "model": model,
+        "pointer": pointer,
+        "canary": releases.registry.get_model_setting(model, "canary"),
+        "versions": [
+            {
+                "version": v.version,
+                "status": v.status,
+                "status_reason": v.status_reason,
+                "loaded_on": loaded.get(v.name, []),
+                "alarms": alarms[v.version],
+            }
+            for v in versions
+        ],
+        "last_changes": [c.model_dump(mode="json") for c in changes],
+    }
+    if as_json:
+        print(json.dumps(report, indent=2))
+        return
+    console.print(
+        f"[bold]{model}[/bold] active: [bold]{pointer or '(no pointer)'}[/bold]"
+        + (f"  canary bakes until {report['canary']['bake_until']}" if report["canary"] else "")
+    )
+    out = Table()
+    for column in ("version", "status", "loaded on", "alarms"):
+        out.add_column(column)
+    for v in report["versions"]:
+        states = ", ".join(f"{k.rsplit('-', 1)[-1]}={s}" for k, s in sorted(v["alarms"].items()))
+        out.add_row(v["version"], v["status"], ", ".join(v["loaded_on"]), states)
+    console.print(out)
+    for c in changes:
+        console.print(
+            f"  {c.at}  {c.action}  {c.details.get('from')} → {c.details.get('to')}  "
+            f"by {c.actor}  {c.reason}"
+        )
+
+
+def _loaded_on_replicas(versions: list[Any]) -> dict[str, list[str]]:
+    from ftserve.backends.vllm import VllmBackend
+    from ftserve.config import get_settings
+    from ftserve.errors import BackendError
+    from ftserve.serving import Serving
+
+    serving = Serving(get_settings())
+    loaded: dict[str, list[str]] = {}
+    seen: dict[str, set[str]] = {}
+    for record in versions:
+        backend = serving.backend_for(record)
+        if not isinstance(backend, VllmBackend):
+            continue
+        for replica in backend.replicas:
+            if replica.url not in seen:
+                try:
+                    seen[replica.url] = replica.loaded()
+                except BackendError:
+                    seen[replica.url] = set()
+            if record.name in seen[replica.url]:
+                loaded.setdefault(record.name, []).append(replica.url)
+    return loaded
 
 
 def _actor() -> str:

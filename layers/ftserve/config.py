@@ -7,6 +7,8 @@ from functools import lru_cache
 from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from ftserve.alarms import AlarmThresholds
+
 
 class SageMakerTarget(BaseModel):
     """A SageMaker endpoint whose base inference component serves one base model."""
@@ -19,7 +21,9 @@ class SageMakerTarget(BaseModel):
 class Settings(BaseSettings):
     """Everything the functions and the CLI read from the environment (prefix `FTSERVE_`)."""
 
-    model_config = SettingsConfigDict(env_prefix="FTSERVE_", extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(
+        env_prefix="FTSERVE_", extra="ignore", frozen=True, env_nested_delimiter="__"
+    )
 
     table_name: str = "ftserve-registry"
     bucket_name: str = "ftserve-adapters"
@@ -39,6 +43,8 @@ class Settings(BaseSettings):
     backend_timeout_s: float = Field(default=25.0, gt=0, le=900)
     max_request_bytes: int = Field(default=1_000_000, gt=0)
     strict_system_prompt_models: list[str] = []
+    # Per-version alarms (FTSERVE_ALARMS__ERROR_RATE_PERCENT, …).
+    alarms: AlarmThresholds = AlarmThresholds()
 
 
 @lru_cache(maxsize=1)

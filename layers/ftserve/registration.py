@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from ftserve import eventbus
+from ftserve.alarms import AlarmThresholds, ensure_version_alarms
 from ftserve.aws import client, error_code
 from ftserve.errors import TransientError, VersionExists
 from ftserve.manifest import (
@@ -57,6 +58,7 @@ class Registrar:
     max_adapter_bytes: int
     max_manifest_bytes: int
     serving: Serving | None = None
+    alarms: AlarmThresholds | None = None
     s3: Any = None
     actor: str = "registration"
 
@@ -173,6 +175,8 @@ class Registrar:
         return FileRecord(sha256=sha.hexdigest(), size=size, s3_version_id=obj.get("VersionId"))
 
     def _announce(self, record: VersionRecord) -> None:
+        if self.alarms is not None:
+            ensure_version_alarms(client("cloudwatch"), record.model, record.version, self.alarms)
         if self.serving is not None and record.status != "serving":
             status, reason = self.serving.load(record)
             if (status, reason) != (record.status, record.status_reason):

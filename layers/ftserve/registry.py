@@ -267,6 +267,26 @@ class Registry:
     def history(self, model: str) -> list[HistoryEntry]:
         return [HistoryEntry.model_validate(i) for i in self._query(model, "H#")]
 
+    # --- per-model settings (gate, canary) ------------------------------------------------------
+    def put_model_setting(self, model: str, name: str, value: Any) -> None:
+        key = {"pk": {"S": _pk(model)}, "sk": {"S": f"SETTING#{name}"}}
+        if value is None:
+            self.ddb.delete_item(TableName=self.table_name, Key=key)
+            return
+        self.ddb.put_item(
+            TableName=self.table_name,
+            Item=key
+            | {"kind": {"S": "setting"}, "value": {"S": json.dumps(value)}, "at": {"S": now_iso()}},
+        )
+
+    def get_model_setting(self, model: str, name: str) -> Any:
+        item = self.ddb.get_item(
+            TableName=self.table_name,
+            ConsistentRead=True,
+            Key={"pk": {"S": _pk(model)}, "sk": {"S": f"SETTING#{name}"}},
+        ).get("Item")
+        return json.loads(item["value"]["S"]) if item else None
+
     def models(self) -> list[str]:
         names: set[str] = set()
         paginator = self.ddb.get_paginator("scan")
