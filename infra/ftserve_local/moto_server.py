@@ -43,3 +43,13 @@ class ThreadedMoto:
 
     def stop(self) -> None:
         self._server.stop()
+
+
+def port_in_use_message(port: int, what: str) -> str | None:
+    with socket.socket() as sock:
+        if sock.connect_ex(("127.0.0.1", port)) == 0:
+            return (
+                f"port {port} for {what} is in use: stop what listens there "
+                f"(`ss -ltnp 'sport = :{port}'`) or pick another port"
+            )
+    return None

@@ -35,9 +35,10 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output."
 
 
 def _local_state() -> dict[str, Any]:
-    if LOCAL_STATE.exists():
+    try:
         return dict(json.loads(LOCAL_STATE.read_text()))
-    return {}
+    except (OSError, ValueError):
+        return {}
 
 
 def _connect(endpoint_url: str | None, table: str | None) -> Any:
@@ -199,7 +200,7 @@ def show(
     out = Table(title=record.name, show_header=False)
     out.add_column("field", style="bold")
     out.add_column("value")
-    data = record.model_dump(mode="json")
+    data = record.model_dump(mode="json", exclude_none=True)
     for key, value in {**data.pop("manifest"), **data}.items():
         out.add_row(key, value if isinstance(value, str) else json.dumps(value))
     console.print(out)
@@ -377,7 +378,7 @@ def history(
         out.add_column(column)
     for e in entries:
         move = f"{e.details.get('from') or '-'} → {e.details['to']}" if "to" in e.details else ""
-        out.add_row(e.at, e.action, e.version or "", move, e.actor, e.reason)
+        out.add_row(e.at[:19].replace("T", " "), e.action, e.version or "", move, e.actor, e.reason)
     console.print(out)
 
 
@@ -463,6 +464,162 @@ def _loaded_on_replicas(versions: list[Any]) -> dict[str, list[str]]:
     return loaded
 
 
+local_app = typer.Typer(
+    help="The embedded default: the whole system on this machine (moto, vLLM on CPU).",
+    no_args_is_help=True,
+)
+app.add_typer(local_app, name="local")
+
+
+def _pid_alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@local_app.command("up")
+def local_up(
+    detach: Annotated[
+        bool, typer.Option("--detach", help="Return once everything is ready.")
+    ] = False,
+    moto_port: int = 4566,
+    api_port: int = 8080,
+    vllm_port: int = 8000,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for readiness.")] = 600,
+) -> None:
+    """Start moto, the template's resources, vLLM on CPU, the API gateway and the dispatcher."""
+    import subprocess
+    import sys
+    import time
+
+    state = _local_state()
+    if state and _pid_alive(state.get("pid")):
+        _fail(
+            f"the local stack is already running (pid {state['pid']}); `ftserve local down` stops it"
+        )
+    LOCAL_STATE.unlink(missing_ok=True)
+    LOCAL_STATE.parent.mkdir(parents=True, exist_ok=True)
+    command = [
+        sys.executable,
+        "-m",
+        "ftserve_local.stack",
+        "--moto-port",
+        str(moto_port),
+        "--api-port",
+        str(api_port),
+        "--vllm-port",
+        str(vllm_port),
+        "--state-file",
+        str(LOCAL_STATE.resolve()),
+    ]
+    if not detach:
+        raise typer.Exit(subprocess.call(command))
+    log_path = LOCAL_STATE.parent / "stack.log"
+    with open(log_path, "ab") as log:
+        process = subprocess.Popen(
+            command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    started = time.monotonic()
+    with err.status("starting the local stack") as spinner:
+        while True:
+            state = _local_state() if LOCAL_STATE.exists() else {}
+            if state.get("ready"):
+                break
+            if state.get("error") or process.poll() is not None:
+                tail = log_path.read_text(errors="replace")[-1500:]
+                _fail(f"{state.get('error') or 'the local stack exited'}\n{tail}")
+            if time.monotonic() - started > timeout:
+                process.terminate()
+                _fail(f"not ready after {timeout:.0f} s; see {log_path}")
+            spinner.update(
+                f"{state.get('progress', 'starting')} ({time.monotonic() - started:.0f} s)"
+            )
+            time.sleep(0.3)
+    out = Table(
+        title=f"ftserve local stack is up ({time.monotonic() - started:.0f} s)", show_header=False
+    )
+    for key in (
+        "api_url",
+        "api_key",
+        "aws_endpoint_url",
+        "bucket",
+        "table",
+        "parameter_prefix",
+        "vllm_url",
+        "base_model",
+    ):
+        out.add_row(key, str(state[key]))
+    console.print(out)
+    console.print(f"state in {LOCAL_STATE}; stop with `ftserve local down`")
+
+
+@local_app.command("status")
+def local_status() -> None:
+    """Exit 0 only while every part answers; say which part does not."""
+    import urllib.error
+    import urllib.request
+
+    state = _local_state()
+    if not state:
+        _fail("the local stack is not running (`ftserve local up --detach` starts it)")
+    checks: dict[str, bool] = {"supervisor": _pid_alive(state.get("pid"))}
+
+    def answers(url: str, expect: tuple[int, ...]) -> bool:
+        try:
+            with urllib.request.urlopen(url, timeout=3) as response:
+                return response.status in expect
+        except urllib.error.HTTPError as exc:
+            return exc.code in expect
+        except OSError:
+            return False
+
+    if state.get("ready"):
+        checks["moto (AWS APIs)"] = answers(
+            state["aws_endpoint_url"] + "/moto-api/data.json", (200,)
+        )
+        checks["API gateway"] = answers(state["api_url"] + "/models", (401,))
+        checks["vLLM"] = answers(state["vllm_url"] + "/health", (200,))
+    else:
+        checks["ready"] = False
+    for part, ok in checks.items():
+        console.print(f"{'[green]ok[/green]  ' if ok else '[red]DOWN[/red]'} {part}")
+    if not state.get("ready"):
+        console.print(f"not ready: {state.get('error') or state.get('progress')}")
+    raise typer.Exit(0 if all(checks.values()) else 1)
+
+
+@local_app.command("down")
+def local_down() -> None:
+    """Stop everything `local up` started."""
+    import signal
+    import time
+
+    state = _local_state()
+    pid = int(state.get("pid") or 0)
+    if not state or not _pid_alive(pid):
+        LOCAL_STATE.unlink(missing_ok=True)
+        console.print("the local stack is not running")
+        return
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 40
+    while _pid_alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    for leftover in (pid, state.get("vllm_pid")):
+        if leftover and _pid_alive(leftover):
+            try:
+                os.killpg(leftover, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                os.kill(leftover, signal.SIGKILL)
+    LOCAL_STATE.unlink(missing_ok=True)
+    console.print("the local stack is down")
+
+
 def _actor() -> str:
     import getpass
 
@@ -471,3 +628,7 @@ def _actor() -> str:
 
 def main() -> None:
     app()
+
+
+if __name__ == "__main__":
+    main()

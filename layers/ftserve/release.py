@@ -313,7 +313,8 @@ class Releases:
 
     def revert_alarming(self, model: str, version: str, alarm: str) -> dict[str, Any]:
         """Move traffic off an alarming version: to the control arm of a split, or to the version
-        that served before it. Idempotent: a version no longer in the pointer is left alone."""
+        that served before it. Idempotent: a version no longer in the pointer is left alone. Never
+        moves traffic onto a version that was itself reverted for an alarm (no flapping back)."""
         current = self.pointer_value(model)
         if current is None:
             return {"result": "no pointer"}
@@ -321,12 +322,23 @@ class Releases:
         if version not in pointer.versions:
             return {"result": "not serving", "pointer": current}
         others = [(v, w) for v, w in pointer.arms if v != version]
-        if others:
-            target = max(others, key=lambda arm: arm[1])[0]
-        else:
-            target = self.previous_active(model) or ""
-            if not target:
-                return {"result": "nothing to revert to", "pointer": current}
+        target = max(others, key=lambda arm: arm[1])[0] if others else self.previous_active(model)
+        if not target:
+            return {"result": "nothing to revert to", "pointer": current}
+        if target in self.reverted_for_alarms(model):
+            eventbus.publish(
+                "PointerRejected",
+                {
+                    "model": model,
+                    "value": target,
+                    "serving": current,
+                    "detected_by": "auto-revert",
+                    "reason": f"{alarm} fired, but {model}@{target} was itself reverted for an alarm; "
+                    "an operator must choose",
+                },
+                self.bus_name,
+            )
+            return {"result": "no safe version", "pointer": current, "blocked": target}
         details = {"from": current, "to": target, "alarm": alarm}
         self.registry.put_model_setting(model, "canary", None)
         self._change(
@@ -340,6 +352,17 @@ class Releases:
             "ModelRolledBack",
         )
         return {"result": "reverted", **details}
+
+    def reverted_for_alarms(self, model: str) -> set[str]:
+        """Versions an alarm moved traffic off, and no person has put back since."""
+        bad: set[str] = set()
+        for entry in self.pointer_changes(model):
+            if entry.action == "auto_reverted":
+                before = parse_pointer(str(entry.details["from"])).versions
+                bad |= set(before) - set(parse_pointer(str(entry.details["to"])).versions)
+            elif entry.action in ("promoted", "rolled_back", "pointer_changed", "canary_started"):
+                bad -= set(parse_pointer(str(entry.details["to"])).versions)
+        return bad
 
     def finish_canaries(self, models: list[str], alarm_states: Any) -> list[dict[str, Any]]:
         """Promote each canary whose bake time is over with its alarms quiet."""

@@ -172,6 +172,13 @@ def test_an_alarm_on_v3_reverts_to_v2_once_even_when_it_fires_three_times(api: A
     alarm_event(api, "v3")
     api.stack.dispatcher.pump()
     assert api.chat()[1]["x-ftserve-version"] == f"{api.model}@v2"
+    # and an alarm on v2 now never flaps traffic back onto v3, the version reverted for an alarm
+    api.stack.events()
+    alarm_event(api, "v2")
+    api.stack.dispatcher.pump()
+    assert api.chat()[1]["x-ftserve-version"] == f"{api.model}@v2"
+    blocked = [e["detail"] for e in api.stack.events() if e["detail-type"] == "PointerRejected"]
+    assert blocked and blocked[0]["detected_by"] == "auto-revert" and blocked[0]["value"] == "v3"
 
 
 def test_a_canary_promotes_after_a_quiet_bake_and_reverts_on_an_alarm(api: Api) -> None:
