@@ -43,6 +43,10 @@ class Settings(BaseSettings):
     backend_timeout_s: float = Field(default=25.0, gt=0, le=900)
     max_request_bytes: int = Field(default=1_000_000, gt=0)
     strict_system_prompt_models: list[str] = []
+    # Hosted fine-tunes arriving by webhook (names of secrets, never the values).
+    openai_base_url: str = "https://api.openai.com/v1"
+    openai_webhook_secret_name: str | None = None
+    openai_api_key_secret: str | None = None
     # Per-version alarms (FTSERVE_ALARMS__ERROR_RATE_PERCENT, …).
     alarms: AlarmThresholds = AlarmThresholds()
 
