@@ -7,7 +7,7 @@ MODELS := .ftserve/models
 BASE := $(MODELS)/tiny-llama/ftserve-base.json
 ADAPTERS := $(foreach s,1 2 3,$(MODELS)/adapters/seed-$(s)/adapter_model.safetensors)
 
-.PHONY: setup models lint unit test demo bench clean
+.PHONY: setup models bench-models lint unit test demo bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,10 @@ $(MODELS)/adapters/seed-%/adapter_model.safetensors: $(BASE)
 
 models: $(BASE) $(ADAPTERS)
 
+# The multi-adapter benchmark serves 50 adapters (made in one process: one torch import).
+bench-models: $(BASE)
+	$(VLLM_VENV)/bin/python infra/tiny_model.py adapters $(MODELS)/tiny-llama $(MODELS)/adapters --count 50
+
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
@@ -46,6 +50,10 @@ test: setup lint
 
 demo: setup
 	$(VENV)/bin/python -m ftserve_local.demo
+
+# Benchmarks (not tests: no timing assertion anywhere in `make test`). Under 15 minutes.
+bench: setup bench-models
+	$(VENV)/bin/python bench/run.py
 
 clean:
 	rm -rf $(VENV) $(VLLM_VENV) .ftserve

@@ -114,6 +114,14 @@ def make_adapter(base_dir: Path, out: Path, seed: int, rank: int = 8) -> None:
     (out / "README.md").unlink(missing_ok=True)
 
 
+def make_adapters(base_dir: Path, out_root: Path, count: int, rank: int = 8) -> None:
+    """Many adapters in one process (one torch import): out_root/seed-<n> for n in 1..count."""
+    for seed in range(1, count + 1):
+        out = out_root / f"seed-{seed}"
+        if not (out / "adapter_model.safetensors").exists():
+            make_adapter(base_dir, out, seed, rank)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     sub = parser.add_subparsers(dest="cmd", required=True)
@@ -124,7 +132,14 @@ def main() -> None:
     a.add_argument("out", type=Path)
     a.add_argument("--seed", type=int, required=True)
     a.add_argument("--rank", type=int, default=8)
+    many = sub.add_parser("adapters")
+    many.add_argument("base_dir", type=Path)
+    many.add_argument("out_root", type=Path)
+    many.add_argument("--count", type=int, required=True)
     args = parser.parse_args()
+    if args.cmd == "adapters":
+        make_adapters(args.base_dir, args.out_root, args.count)
+        return
     if args.cmd == "base":
         print(json.dumps(make_base(args.out)))
     else:

@@ -10,9 +10,10 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from ftserve.aws import client
 from ftserve.config import get_settings
-from ftserve.observability import logger, metrics, tracer
+from ftserve.observability import logger, metrics
 from ftserve.registry import Registry
 from ftserve.release import Releases, alarm_target
+from ftserve.tracing import tracer
 from ftserve.triggers import AlarmStateChangeEvent
 
 

@@ -9,9 +9,10 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from ftserve.alarms import alarm_states
 from ftserve.aws import client
 from ftserve.config import get_settings
-from ftserve.observability import logger, metrics, tracer
+from ftserve.observability import logger, metrics
 from ftserve.registry import Registry
 from ftserve.release import Releases
+from ftserve.tracing import tracer
 
 
 @logger.inject_lambda_context(clear_state=True)

@@ -16,7 +16,7 @@ from ftserve.api import (
     json_response,
     map_error,
 )
-from ftserve.observability import logger, metrics, tracer
+from ftserve.observability import logger, metrics
 
 app = APIGatewayHttpResolver()
 
@@ -78,9 +78,9 @@ def handle_error(exc: Exception) -> Response:
     return map_error(exc)
 
 
+# No Tracer on the hot path (see ftserve.observability); Lambda's active tracing still records it.
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
-@tracer.capture_lambda_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     started = time.perf_counter()
     response = app.resolve(event, context)

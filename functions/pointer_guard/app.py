@@ -10,10 +10,11 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from ftserve.aws import client
 from ftserve.config import get_settings
-from ftserve.observability import logger, metrics, tracer
+from ftserve.observability import logger, metrics
 from ftserve.pointer import model_from_parameter
 from ftserve.registry import Registry
 from ftserve.release import Releases
+from ftserve.tracing import tracer
 from ftserve.triggers import ParameterStoreChangeEvent
 
 

@@ -8,10 +8,11 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from ftserve.aws import client
 from ftserve.config import get_settings
-from ftserve.observability import logger, metrics, tracer
+from ftserve.observability import logger, metrics
 from ftserve.reconcile import reconcile
 from ftserve.registry import Registry
 from ftserve.serving import Serving
+from ftserve.tracing import tracer
 
 
 @logger.inject_lambda_context(clear_state=True)

@@ -10,10 +10,11 @@ from aws_lambda_powertools.utilities.parser.models import S3EventNotificationEve
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from ftserve.config import get_settings
-from ftserve.observability import logger, metrics, tracer
+from ftserve.observability import logger, metrics
 from ftserve.registration import Registrar
 from ftserve.registry import Registry
 from ftserve.serving import Serving
+from ftserve.tracing import tracer
 
 
 @lru_cache(maxsize=1)

@@ -9,7 +9,8 @@ from typing import Any
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from ftserve.observability import logger, metrics, tracer
+from ftserve.observability import logger, metrics
+from ftserve.tracing import tracer
 
 app = APIGatewayHttpResolver()
 

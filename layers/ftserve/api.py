@@ -130,7 +130,7 @@ class ApiService:
             metrics.add_metric(name="PointerRefreshFailed", unit="Count", value=1)
 
         pointers = PointerTable(
-            fetch=ssm_fetcher(client("ssm"), settings.parameter_prefix, settings.pointer_ttl_s),
+            fetch=ssm_fetcher(client("ssm"), settings.parameter_prefix),
             records=records,
             ttl_s=settings.pointer_ttl_s,
             on_reject=rejected,

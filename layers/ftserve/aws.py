@@ -1,22 +1,20 @@
-"""Lazy, cached boto3 clients: nothing is created at import time (the cold start)."""
+"""Lazy, cached boto3 clients: nothing is created (or imported) at import time: the cold start."""
 
 from __future__ import annotations
 
 from functools import cache
 from typing import Any
 
-from botocore.config import Config
-
-_RETRIES = Config(
-    retries={"mode": "standard", "max_attempts": 5}, connect_timeout=2, read_timeout=10
-)
-
 
 @cache
 def client(service: str) -> Any:
     import boto3
+    from botocore.config import Config
 
-    return boto3.session.Session().client(service, config=_RETRIES)
+    config = Config(
+        retries={"mode": "standard", "max_attempts": 5}, connect_timeout=2, read_timeout=10
+    )
+    return boto3.session.Session().client(service, config=config)
 
 
 def reset_clients() -> None:

@@ -78,11 +78,18 @@ class RecordCache:
         return record
 
 
+# Models asked for within this long are "hot": refreshed together, once per TTL.
+HOT_S = 60.0
+BY_NAME_LIMIT = 10  # SSM GetParameters takes 10 names a call; more hot models read by path
+
+
 @dataclass
 class PointerTable:
-    """All pointers of one container: fetched by path once per TTL, validated, last good kept."""
+    """One container's pointers, validated, last good kept. Once per TTL it re-reads the pointers
+    of every model it serves in one call (GetParameters, up to 10 names; by path beyond that), so
+    the cost follows the models this container serves, not how many exist."""
 
-    fetch: Callable[[], dict[str, str]]
+    fetch: Callable[[list[str] | None], dict[str, str]]  # None: every pointer (by path)
     records: RecordCache
     ttl_s: float = 2.0
     on_reject: Callable[[Rejection], None] | None = None
@@ -90,26 +97,45 @@ class PointerTable:
     _good: dict[str, Resolution] = field(default_factory=dict)
     _raw: dict[str, str] = field(default_factory=dict)
     _announced: set[tuple[str, str]] = field(default_factory=set)
-    _fetched_at: float = float("-inf")
+    _wanted: dict[str, float] = field(default_factory=dict)
+    _read_at: dict[str, float] = field(default_factory=dict)
+    _all_read_at: float = float("-inf")
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def refresh(self, force: bool = False) -> None:
+    def refresh(self, model: str | None = None, everything: bool = False) -> None:
         now = time.monotonic()
         with self._lock:
-            if not force and now - self._fetched_at < self.ttl_s:
+            if model is not None:
+                self._wanted[model] = now
+            stale = now - self._all_read_at >= self.ttl_s
+            if everything and not stale:
                 return
-            self._fetched_at = now
+            hot = [m for m, at in self._wanted.items() if now - at < HOT_S]
+            due = [m for m in hot if now - self._read_at.get(m, float("-inf")) >= self.ttl_s]
+            if not everything and not due:
+                return
+            names = None if everything or len(hot) > BY_NAME_LIMIT else hot
             try:
-                raw = self.fetch()
+                raw = self.fetch(names)
             except Exception as exc:  # SSM unreachable: keep serving what we had
                 if self.on_fetch_error:
                     self.on_fetch_error(exc)
+                for m in hot:
+                    self._read_at[m] = now  # retry after a TTL, not on every request
                 return
-            self._raw = raw
-            for model, value in raw.items():
-                self._apply(model, value)
-            for model in set(self._good) - set(raw):
-                del self._good[model]  # pointer deleted: the model is no longer served
+            if names is None:
+                self._all_read_at = now
+                affected = set(raw) | set(self._good) | set(hot)
+            else:
+                affected = set(names)
+            for m in affected:
+                self._read_at[m] = now
+                if m in raw:
+                    self._raw[m] = raw[m]
+                    self._apply(m, raw[m])
+                else:  # pointer deleted: the model is no longer served
+                    self._good.pop(m, None)
+                    self._raw.pop(m, None)
 
     def _apply(self, model: str, value: str) -> None:
         current = self._good.get(model)
@@ -141,36 +167,47 @@ class PointerTable:
             )
 
     def resolve(self, model: str) -> Resolution:
-        self.refresh()
+        self.refresh(model)
         resolution = self._good.get(model)
         if resolution is None:
             raise ModelNotFound(f"The model '{model}' does not exist or has no active version")
         return resolution
 
     def models(self) -> dict[str, Resolution]:
-        self.refresh()
+        self.refresh(everything=True)
         return dict(self._good)
 
     def raw_value(self, model: str) -> str | None:
         return self._raw.get(model)
 
 
-def ssm_fetcher(ssm: Any, prefix: str, ttl_s: float) -> Callable[[], dict[str, str]]:
-    """Reads every `<prefix>/<model>/active` by path with powertools Parameters. The TTL is the
-    PointerTable's (2 s by default), so every fetch here is forced: powertools' default cache of
-    300 s would make a rollback take five minutes."""
+def ssm_fetcher(ssm: Any, prefix: str) -> Callable[[list[str] | None], dict[str, str]]:
+    """Reads pointers from SSM: the named models' (GetParameters, 10 a call) or every one under
+    the prefix (by path, with powertools Parameters). The TTL is the PointerTable's (2 s by
+    default), so nothing is cached here: powertools' default of 300 s would make a rollback take
+    five minutes."""
     from aws_lambda_powertools.utilities.parameters import SSMProvider
+
+    from ftserve.pointer import model_from_parameter, parameter_name
 
     provider = SSMProvider(boto3_client=ssm)
     path = prefix.rstrip("/")
 
-    def fetch() -> dict[str, str]:
-        values = provider.get_multiple(path, force_fetch=True, recursive=True)
-        pointers = {}
-        for name, value in values.items():
-            model, _, leaf = str(name).partition("/")
-            if leaf == "active" and isinstance(value, str):
-                pointers[model] = value
+    def fetch(models: list[str] | None) -> dict[str, str]:
+        if models is None:
+            values = provider.get_multiple(path, force_fetch=True, recursive=True)
+            return {
+                str(name).partition("/")[0]: value
+                for name, value in values.items()
+                if str(name).partition("/")[2] == "active" and isinstance(value, str)
+            }
+        pointers: dict[str, str] = {}
+        for start in range(0, len(models), 10):
+            names = [parameter_name(prefix, m) for m in models[start : start + 10]]
+            for param in ssm.get_parameters(Names=names)["Parameters"]:
+                model = model_from_parameter(prefix, param["Name"])
+                if model:
+                    pointers[model] = param["Value"]
         return pointers
 
     return fetch

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ftserve.backends.base import Backend
@@ -19,11 +19,17 @@ class Serving:
     s3: Any = None
     sagemaker: Any = None
     sagemaker_runtime: Any = None
+    # One vLLM backend per base for the container's life: its connection pool is reused.
+    _vllm_backends: dict[str, Backend | None] = field(default_factory=dict)
 
     def backend_for(self, record: VersionRecord) -> Backend | None:
         manifest = record.manifest
         if manifest.backend == "vllm":
-            return self._vllm(manifest.base_model, manifest.base_id)
+            if manifest.base_model not in self._vllm_backends:
+                self._vllm_backends[manifest.base_model] = self._vllm(
+                    manifest.base_model, manifest.base_id
+                )
+            return self._vllm_backends[manifest.base_model]
         if manifest.backend == "sagemaker":
             from ftserve.backends.sagemaker import SageMakerBackend
 

@@ -79,11 +79,18 @@ class FakeRecords:
 
 def table(values: dict[str, Any], records: FakeRecords) -> tuple[PointerTable, list[Rejection]]:
     rejections: list[Rejection] = []
+    calls: list[list[str] | None] = []
+    values.setdefault("_calls", calls)
 
-    def fetch() -> dict[str, str]:
+    def fetch(models: list[str] | None) -> dict[str, str]:
+        calls.append(models)
         if isinstance(values.get("error"), Exception):
             raise values["error"]
-        return {k: v for k, v in values.items() if k != "error"}
+        return {
+            k: v
+            for k, v in values.items()
+            if k not in ("error", "_calls") and (models is None or k in models)
+        }
 
     return PointerTable(
         fetch=fetch, records=records, ttl_s=0.0, on_reject=rejections.append
@@ -120,3 +127,27 @@ def test_a_deleted_pointer_stops_serving_the_model() -> None:
     del values["acme"]
     with pytest.raises(ModelNotFound):
         pointers.resolve("acme")
+
+
+def test_one_read_per_ttl_covers_every_model_the_container_serves() -> None:
+    import time
+
+    values: dict[str, Any] = {f"m{i}": "v1" for i in range(30)}
+    pointers, _ = table(values, FakeRecords({"v1": "serving"}))
+    pointers.ttl_s = 0.5
+    for i in range(5):
+        pointers.resolve(f"m{i}")
+    calls = values["_calls"]
+    assert all(
+        c == [f"m{j}" for j in range(i + 1)] for i, c in enumerate(calls)
+    )  # a new model: read now
+    calls.clear()
+    time.sleep(0.55)
+    for _ in range(3):
+        for i in range(5):
+            pointers.resolve(f"m{i}")
+    assert calls == [[f"m{i}" for i in range(5)]]  # one call for all five, once per TTL
+    calls.clear()
+    assert len(pointers.models()) == 30 and calls == [
+        None
+    ]  # /v1/models reads every pointer by path
