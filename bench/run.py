@@ -31,13 +31,12 @@ def pct(values: list[float], p: float) -> float:
 
 class Bench:
     def __init__(self) -> None:
-        from stub_backend import StubBackend
-
         from ftserve.auth import KeyStore
         from ftserve.aws import client, reset_clients
         from ftserve_local.cloud import provision
         from ftserve_local.dispatcher import Dispatcher
         from ftserve_local.moto_server import ThreadedMoto, free_port
+        from ftserve_local.stub_backend import StubBackend
         from ftserve_local.vllm_server import VllmServer, base_info
 
         self.workdir = ROOT / ".ftserve" / "bench"
@@ -122,7 +121,7 @@ class Bench:
 
 # --- the figures ------------------------------------------------------------------------------
 def rollback_propagation(b: Bench) -> dict[str, Any]:
-    from containers import Container
+    from ftserve_local.containers import Container
 
     for version, seed in (("v1", 1), ("v2", 2)):
         b.register("prop", version, seed, base=STUB_BASE)
@@ -233,7 +232,8 @@ def alarm_to_revert(b: Bench) -> dict[str, Any]:
 
 def invoke_overhead(b: Bench) -> dict[str, Any]:
     import urllib3
-    from containers import Context, event, load
+
+    from ftserve_local.containers import Context, event, load
 
     b.register("ovh", "v1", 1)
     b.set_pointer("ovh", "v1")
@@ -289,7 +289,7 @@ def invoke_overhead(b: Bench) -> dict[str, Any]:
 
 
 def cold_start(b: Bench) -> dict[str, Any]:
-    from containers import event
+    from ftserve_local.containers import event
 
     b.register("cold", "v1", 1, base=STUB_BASE)
     b.set_pointer("cold", "v1")
@@ -325,7 +325,7 @@ def cold_start(b: Bench) -> dict[str, Any]:
 
 
 def ssm_calls(b: Bench) -> dict[str, Any]:
-    from containers import Container
+    from ftserve_local.containers import Container
 
     b.register("ssm-000", "v1", 1, base=STUB_BASE)
     b.set_pointer("ssm-000", "v1")

@@ -12,6 +12,8 @@ import pytest
 
 from tests.support import ROOT
 
+STUB_BASE = "ftserve/tiny-llama@stub"
+
 
 @pytest.fixture(autouse=True)
 def _fresh_caches() -> Iterator[None]:
@@ -33,6 +35,7 @@ class Stack:
     cloud: Any
     dispatcher: Any
     clients: Any
+    tmp: Any = None
 
     @property
     def bucket(self) -> str:
@@ -60,7 +63,7 @@ class Stack:
 
 
 @pytest.fixture(scope="session")
-def stack() -> Iterator[Stack]:
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     from ftserve.aws import client, reset_clients
     from ftserve_local.cloud import provision
     from ftserve_local.dispatcher import Dispatcher
@@ -70,7 +73,9 @@ def stack() -> Iterator[Stack]:
     moto = ThreadedMoto().start()
     reset_clients()
     cloud = provision(ROOT / "template.yaml", client, ROOT)
-    yield Stack(moto.url, cloud, Dispatcher(cloud, client), client)
+    yield Stack(
+        moto.url, cloud, Dispatcher(cloud, client), client, tmp_path_factory.mktemp("stack")
+    )
     moto.stop()
     os.environ.clear()
     os.environ.update(saved)
@@ -125,3 +130,26 @@ def served(aws: Stack, vllm: Any) -> Iterator[Stack]:
         aws.dispatcher.reload(name)
     for key in settings:
         os.environ.pop(key, None)
+
+
+@pytest.fixture
+def replica(aws: Any) -> Iterator[Any]:
+    """A stub vLLM replica serving the base `ftserve/tiny-llama@stub`, wired into every function."""
+    from ftserve_local.stub_backend import StubBackend
+
+    stub = StubBackend()
+    endpoints = {STUB_BASE: [stub.url]}
+    saved = {}
+    for name, spec in aws.cloud.functions.items():
+        saved[name] = dict(spec.environment)
+        spec.environment["FTSERVE_VLLM_ENDPOINTS"] = json.dumps(endpoints)
+        spec.environment["FTSERVE_ADAPTER_DIR"] = str(aws.tmp / "adapters")
+        aws.dispatcher.reload(name)
+    os.environ["FTSERVE_VLLM_ENDPOINTS"] = json.dumps(endpoints)
+    yield stub
+    for name, spec in aws.cloud.functions.items():
+        spec.environment.clear()
+        spec.environment.update(saved[name])
+        aws.dispatcher.reload(name)
+    os.environ.pop("FTSERVE_VLLM_ENDPOINTS", None)
+    stub.stop()

@@ -41,7 +41,7 @@ def _register_once() -> tuple[Any, Any]:
     )
 
     def register(delivery: dict[str, str]) -> dict[str, Any]:
-        return _registrar().register(delivery["key"]).as_dict()
+        return _registrar().register(delivery["key"], delivery.get("version_id") or None).as_dict()
 
     table = get_settings().idempotency_table_name
     config = IdempotencyConfig(expires_after_seconds=24 * 3600, raise_on_no_idempotency_key=True)
@@ -64,6 +64,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         "bucket": detail.bucket.name,
         "key": detail.object.key,
         "object": detail.object.version_id or detail.object.etag or detail.object.sequencer or "",
+        "version_id": detail.object.version_id or "",
     }
     logger.append_keys(s3_key=delivery["key"])
     config, register_once = _register_once()

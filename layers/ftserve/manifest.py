@@ -60,6 +60,9 @@ class Manifest(BaseModel):
     eval: dict[str, float]
     system_prompt: str = Field(max_length=32_768)
     hosted_model_id: str | None = Field(default=None, pattern=HOSTED_ID_PATTERN)
+    # Optional: the SHA-256 of each file beside the manifest. Registration then pins each file to
+    # the object version with exactly those bytes, so concurrent uploads can never mix.
+    files: dict[str, str] | None = None
     # For OpenAI-compatible platforms other than OpenAI (Together, Fireworks, …): where to call,
     # and the name of the secret holding the key (an SSM SecureString path or a Secrets Manager
     # name) — never the key itself.
@@ -84,6 +87,18 @@ class Manifest(BaseModel):
                 f"base_model {value!r} must be pinned as <id>@<revision> "
                 "(e.g. meta-llama/Llama-3.1-8B-Instruct@2025-07)"
             )
+        return value
+
+    @field_validator("files")
+    @classmethod
+    def _file_digests(cls, value: dict[str, str] | None) -> dict[str, str] | None:
+        if value is None:
+            return value
+        for name, digest in value.items():
+            if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}", name) or name == MANIFEST_FILE:
+                raise ValueError(f"files: {name!r} is not a plain file name beside the manifest")
+            if not re.fullmatch(SHA256_PATTERN, digest):
+                raise ValueError(f"files: {name!r} digest must be sha256:<64 hex>")
         return value
 
     @field_validator("hosted_base_url")

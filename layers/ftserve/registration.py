@@ -29,6 +29,7 @@ from ftserve.validation import (
 )
 
 CHUNK = 1024 * 1024
+Pin = tuple[int, str | None]  # (size, S3 object version; None: the latest)
 
 
 @dataclass
@@ -65,8 +66,12 @@ class Registrar:
     def __post_init__(self) -> None:
         self.s3 = self.s3 or client("s3")
 
-    def register(self, key: str) -> Outcome:
-        """Validate everything under the manifest's folder, then record and announce the version."""
+    def register(self, key: str, manifest_version: str | None = None) -> Outcome:
+        """Validate the upload the manifest commits, then record and announce the version.
+
+        `manifest_version` (the S3 object version in the event) pins the exact manifest that
+        triggered this delivery. A manifest that lists its files' SHA-256 (`files`) pins each
+        file to the object version with those bytes, so concurrent uploads never mix."""
         try:
             model, version = parse_manifest_key(key)
         except ValueError as exc:
@@ -77,9 +82,11 @@ class Registrar:
             return self._reject(
                 model, version, key, [f"{key} does not exist (deleted since upload?)"]
             )
-
+        pins: dict[str, Pin] = {name: (size, None) for name, size in files.items()}
+        if manifest_version:
+            pins[MANIFEST_FILE] = (self._size(key, manifest_version), manifest_version)
         manifest, reasons = manifest_errors(
-            self._read(prefix + MANIFEST_FILE, files[MANIFEST_FILE], self.max_manifest_bytes),
+            self._read(prefix + MANIFEST_FILE, pins[MANIFEST_FILE], self.max_manifest_bytes),
             self.max_manifest_bytes,
         )
         if manifest and (manifest.model, manifest.version) != (model, version):
@@ -87,13 +94,16 @@ class Registrar:
                 f"manifest names {manifest.model}@{manifest.version} but was uploaded "
                 f"under {prefix}"
             )
+        if manifest is not None and manifest.files:
+            pins, pin_reasons = self._pin_declared(prefix, manifest, pins)
+            reasons += pin_reasons
         reasons += listing_errors(files, manifest, self.max_adapter_bytes)
-        if (manifest is None or manifest.has_weights) and {CONFIG_FILE, WEIGHTS_FILE} <= set(files):
-            reasons += self._weights_errors(prefix, files, manifest)
+        if (manifest is None or manifest.has_weights) and {CONFIG_FILE, WEIGHTS_FILE} <= set(pins):
+            reasons += self._weights_errors(prefix, pins, manifest)
         if reasons or manifest is None:
             return self._reject(model, version, key, reasons)
 
-        record = self.snapshot(manifest, prefix, files)
+        record = self.snapshot(manifest, prefix, pins)
         try:
             created = self.registry.create_version(record, self.actor)
         except VersionExists as exc:
@@ -117,37 +127,76 @@ class Registrar:
                 files[obj["Key"][len(prefix) :]] = int(obj["Size"])
         return files
 
+    def _size(self, key: str, version_id: str) -> int:
+        return int(
+            self.s3.head_object(Bucket=self.bucket, Key=key, VersionId=version_id)["ContentLength"]
+        )
+
+    def _pin_declared(
+        self, prefix: str, manifest: Manifest, pins: dict[str, Pin]
+    ) -> tuple[dict[str, Pin], list[str]]:
+        """Each file the manifest lists, pinned to the object version whose bytes match it."""
+        pinned: dict[str, Pin] = {MANIFEST_FILE: pins[MANIFEST_FILE]}
+        reasons = []
+        for name, digest in sorted((manifest.files or {}).items()):
+            found = self._find_version(prefix + name, digest.removeprefix("sha256:"))
+            if found is None:
+                reasons.append(
+                    f"file {name!r}: no uploaded version matches the manifest's {digest}"
+                )
+            else:
+                pinned[name] = found
+        return pinned, reasons
+
+    def _find_version(self, key: str, sha256: str) -> Pin | None:
+        candidates = []
+        for page in self.s3.get_paginator("list_object_versions").paginate(
+            Bucket=self.bucket, Prefix=key
+        ):
+            candidates += [v for v in page.get("Versions", []) if v["Key"] == key]
+        candidates.sort(key=lambda v: v["LastModified"], reverse=True)
+        for candidate in candidates[:20]:
+            pin: Pin = (int(candidate["Size"]), candidate["VersionId"])
+            if self._checksum(key, pin).sha256 == sha256:
+                return pin
+        return None
+
     def _read(
-        self, key: str, size: int, limit: int, start: int = 0, end: int | None = None
+        self, key: str, pin: Pin, limit: int, start: int = 0, end: int | None = None
     ) -> bytes:
+        size, version_id = pin
         if end is None and size > limit:
             return b"x" * (limit + 1)  # over the limit: never downloaded, reported by the parser
-        extra = {"Range": f"bytes={start}-{end - 1}"} if end is not None else {}
         if end is not None and end <= start:
             return b""
+        extra: dict[str, str] = {"Range": f"bytes={start}-{end - 1}"} if end is not None else {}
+        if version_id:
+            extra["VersionId"] = version_id
         return bytes(self.s3.get_object(Bucket=self.bucket, Key=key, **extra)["Body"].read())
 
     def _weights_errors(
-        self, prefix: str, files: dict[str, int], manifest: Manifest | None
+        self, prefix: str, pins: dict[str, Pin], manifest: Manifest | None
     ) -> list[str]:
         config, reasons = adapter_config_errors(
-            self._read(prefix + CONFIG_FILE, files[CONFIG_FILE], self.max_manifest_bytes), manifest
+            self._read(prefix + CONFIG_FILE, pins[CONFIG_FILE], self.max_manifest_bytes), manifest
         )
         if "r" in config and not any(r.startswith(f"{CONFIG_FILE}: rank") for r in reasons):
-            weights_key = prefix + WEIGHTS_FILE
+            weights_key, weights = prefix + WEIGHTS_FILE, pins[WEIGHTS_FILE]
             reasons += safetensors_errors(
-                files[WEIGHTS_FILE],
-                lambda start, end: self._read(weights_key, files[WEIGHTS_FILE], 0, start, end),
+                weights[0],
+                lambda start, end: self._read(weights_key, weights, 0, start, end),
                 config,
             )
         return reasons
 
     def snapshot(
-        self, manifest: Manifest, prefix: str, files: dict[str, int] | None = None
+        self, manifest: Manifest, prefix: str, pins: dict[str, Pin] | None = None
     ) -> VersionRecord:
-        """The version record of what is under `prefix` now: every file hashed, versions pinned."""
-        files = self._list(prefix) if files is None else files
-        records = {name: self._checksum(prefix + name) for name in sorted(files)}
+        """The version record of the pinned files (the latest ones by default): every file
+        hashed, its object version recorded."""
+        if pins is None:
+            pins = {name: (size, None) for name, size in self._list(prefix).items()}
+        records = {name: self._checksum(prefix + name, pins[name]) for name in sorted(pins)}
         digest = hashlib.sha256(
             "".join(f"{name}:{rec.sha256}\n" for name, rec in records.items()).encode()
         ).hexdigest()
@@ -161,9 +210,10 @@ class Registrar:
             changed_by=self.actor,
         )
 
-    def _checksum(self, key: str) -> FileRecord:
+    def _checksum(self, key: str, pin: Pin = (0, None)) -> FileRecord:
+        extra = {"VersionId": pin[1]} if pin[1] else {}
         try:
-            obj = self.s3.get_object(Bucket=self.bucket, Key=key)
+            obj = self.s3.get_object(Bucket=self.bucket, Key=key, **extra)
         except Exception as exc:
             if error_code(exc) in {"SlowDown", "ThrottlingException", "RequestTimeout"}:
                 raise TransientError(str(exc)) from exc

@@ -77,20 +77,26 @@ class Releases:
     cloudwatch: Any = None
 
     # --- reading --------------------------------------------------------------------------
-    def pointer_value(self, model: str) -> str | None:
+    def pointer(self, model: str) -> tuple[str, int] | None:
+        """The pointer's value and its SSM parameter version."""
         try:
-            return str(
-                self.ssm.get_parameter(Name=parameter_name(self.parameter_prefix, model))[
-                    "Parameter"
-                ]["Value"]
-            )
+            param = self.ssm.get_parameter(Name=parameter_name(self.parameter_prefix, model))[
+                "Parameter"
+            ]
         except Exception as exc:
             if error_code(exc) == "ParameterNotFound":
                 return None
             raise
+        return str(param["Value"]), int(param["Version"])
+
+    def pointer_value(self, model: str) -> str | None:
+        current = self.pointer(model)
+        return current[0] if current else None
 
     def pointer_changes(self, model: str) -> list[HistoryEntry]:
-        return [h for h in self.registry.history(model) if h.action in POINTER_ACTIONS]
+        """Every recorded pointer write, in the order SSM applied them (parameter version)."""
+        changes = [h for h in self.registry.history(model) if h.action in POINTER_ACTIONS]
+        return sorted(changes, key=lambda h: int(h.details.get("parameter_version") or 0))
 
     def servable(self, model: str, version: str) -> VersionRecord:
         try:
@@ -230,14 +236,16 @@ class Releases:
         details: dict[str, Any],
         event: str = "ModelPromoted",
     ) -> None:
-        self.registry.record_history(model, action, version, actor, reason, details)
-        self.ssm.put_parameter(
+        written = self.ssm.put_parameter(
             Name=parameter_name(self.parameter_prefix, model),
             Value=value,
             Type="String",
             Overwrite=True,
             Description=f"ftserve active version of {model} (set by {actor})"[:1024],
         )
+        # The parameter's version orders the history, whatever order concurrent writers record in.
+        details = details | {"parameter_version": int(written["Version"])}
+        self.registry.record_history(model, action, version, actor, reason, details)
         eventbus.publish(
             event,
             {
@@ -252,14 +260,30 @@ class Releases:
         )
 
     # --- reactions to events ------------------------------------------------------------------
-    def guard(self, model: str, actor: str = "ssm") -> dict[str, Any]:
+    def _recorded(self, model: str, parameter_version: int, wait_s: float) -> bool:
+        """Whether a write is in the history; ftserve's own writers record just after writing,
+        so an unrecorded version is looked for again once before it is taken as a raw write."""
+        import time
+
+        for attempt in range(2):
+            if any(
+                int(h.details.get("parameter_version") or 0) >= parameter_version
+                for h in self.pointer_changes(model)
+            ):
+                return True
+            if attempt == 0:
+                time.sleep(wait_s)
+        return False
+
+    def guard(self, model: str, actor: str = "ssm", recorded_wait_s: float = 1.0) -> dict[str, Any]:
         """A pointer changed in SSM: record it if it is new to us, revert it if it is not servable."""
-        value = self.pointer_value(model)
-        if value is None:
+        current = self.pointer(model)
+        if current is None:
             return {"result": "deleted"}
-        changes = self.pointer_changes(model)
-        if changes and str(changes[-1].details.get("to", "")).strip() == value.strip():
+        value, parameter_version = current
+        if self._recorded(model, parameter_version, wait_s=recorded_wait_s):
             return {"result": "already recorded"}
+        changes = self.pointer_changes(model)
         before = str(changes[-1].details.get("to")) if changes else None
         try:
             self.check_pointer(model, value)
@@ -296,7 +320,7 @@ class Releases:
             parse_pointer(value).primary,
             actor,
             "direct write to the pointer parameter",
-            {"from": before, "to": value},
+            {"from": before, "to": value, "parameter_version": parameter_version},
         )
         return {"result": "recorded", "value": value}
 

@@ -90,8 +90,9 @@ def listing_errors(
     if total > max_bytes:
         reasons.append(f"adapter files total {total} bytes, over the {max_bytes}-byte limit")
     if manifest is None or manifest.has_weights:
+        declared = manifest.files if manifest is not None and manifest.files else files
         for required in (CONFIG_FILE, WEIGHTS_FILE):
-            if required not in files:
+            if required not in declared or required not in files:
                 reasons.append(f"missing file {required!r} beside {MANIFEST_FILE}")
     return reasons
 

@@ -65,6 +65,7 @@ def test_uploaded_adapter_becomes_a_version_with_lineage_and_checksums(aws: Any)
 def test_twenty_parallel_duplicate_deliveries_register_once(aws: Any) -> None:
     # Given one manifest upload whose event is delivered 20 times at once
     model = _model()
+    aws.dispatcher.pump()  # nothing else waiting on the queue
     upload(aws.clients("s3"), aws.bucket, model, "v1", adapter_files(seed=2))
     sqs = aws.clients("sqs")
     queue = aws.cloud.rules["RegisterFunctionManifestUploaded"].queue_url

@@ -1,5 +1,5 @@
-"""A fast OpenAI-compatible backend on loopback, for the figures that measure ftserve's own
-path (pointer propagation, SSM calls, cold start) without a model's latency in the way."""
+"""A fast OpenAI-compatible replica on loopback: for the benchmark figures that measure ftserve's
+own path without a model's latency in the way, and for fault tests (slow, or counting loads)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,11 @@ from typing import Any
 
 
 class StubBackend:
-    def __init__(self) -> None:
+    def __init__(self, port: int = 0, delay_s: float = 0.0) -> None:
+        self.loads: list[str] = []
+        self.delay_s = delay_s
+        stub = self
+
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
@@ -18,7 +22,12 @@ class StubBackend:
                 length = int(self.headers.get("content-length") or 0)
                 body = json.loads(self.rfile.read(length) or b"{}")
                 if self.path.endswith("/load_lora_adapter"):
+                    stub.loads.append(str(body.get("lora_name")))
                     return self._send({"ok": True}, text=True)
+                if stub.delay_s:
+                    import time
+
+                    time.sleep(stub.delay_s)
                 answer = {
                     "id": "chatcmpl-stub",
                     "object": "chat.completion",
@@ -36,7 +45,10 @@ class StubBackend:
                 self._send(answer)
 
             def do_GET(self) -> None:  # noqa: N802
-                self._send({"object": "list", "data": []})
+                loaded = [
+                    {"id": name, "object": "model", "parent": "base"} for name in set(stub.loads)
+                ]
+                self._send({"object": "list", "data": loaded})
 
             def _send(self, body: Any, text: bool = False) -> None:
                 data = b"Success" if text else json.dumps(body).encode()
@@ -49,7 +61,11 @@ class StubBackend:
             def log_message(self, *args: Any) -> None:
                 return
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
