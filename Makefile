@@ -3,6 +3,8 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 VLLM_VENV := .venv-vllm
+# checkov pins packaging<24, which pytest 9 refuses: it gets a venv of its own.
+CHECKOV_VENV := .venv-checkov
 MODELS := .ftserve/models
 BASE := $(MODELS)/tiny-llama/ftserve-base.json
 ADAPTERS := $(foreach s,1 2 3,$(MODELS)/adapters/seed-$(s)/adapter_model.safetensors)
@@ -23,7 +25,12 @@ $(VLLM_VENV)/.installed: infra/vllm-requirements.txt
 	$(VLLM_VENV)/bin/pip uninstall -y -q torchvision torchaudio torchcodec || true
 	touch $@
 
-setup: $(VENV)/.installed $(VLLM_VENV)/.installed models
+$(CHECKOV_VENV)/.installed:
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install -q 'checkov>=3.2,<4'
+	touch $@
+
+setup: $(VENV)/.installed $(VLLM_VENV)/.installed $(CHECKOV_VENV)/.installed models
 
 $(BASE): infra/tiny_model.py | $(VLLM_VENV)/.installed
 	$(VLLM_VENV)/bin/python infra/tiny_model.py base $(MODELS)/tiny-llama
@@ -37,10 +44,11 @@ models: $(BASE) $(ADAPTERS)
 bench-models: $(BASE)
 	$(VLLM_VENV)/bin/python infra/tiny_model.py adapters $(MODELS)/tiny-llama $(MODELS)/adapters --count 50
 
-lint: $(VENV)/.installed
+lint: $(VENV)/.installed $(CHECKOV_VENV)/.installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 	$(VENV)/bin/cfn-lint template.yaml
+	$(CHECKOV_VENV)/bin/checkov -f template.yaml --framework cloudformation --compact --quiet --skip-download
 
 unit: $(VENV)/.installed
 	$(VENV)/bin/pytest tests/unit -q
@@ -56,4 +64,4 @@ bench: setup bench-models
 	$(VENV)/bin/python bench/run.py
 
 clean:
-	rm -rf $(VENV) $(VLLM_VENV) .ftserve
+	rm -rf $(VENV) $(VLLM_VENV) $(CHECKOV_VENV) .ftserve
