@@ -115,3 +115,19 @@ def upload(
     raw = manifest_body if isinstance(manifest_body, bytes) else json.dumps(manifest_body).encode()
     s3.put_object(Bucket=bucket, Key=prefix + "ftserve.json", Body=raw)
     return prefix + "ftserve.json"
+
+
+def register_on_stub(stack: Any, model: str, versions: int = 1) -> None:
+    """Register v1..vN of `model` (seeds 1..N) on the stub replica's base, through the pipeline."""
+    from tests.conftest import STUB_BASE
+
+    for n in range(1, versions + 1):
+        upload(
+            stack.clients("s3"),
+            stack.bucket,
+            model,
+            f"v{n}",
+            adapter_files(seed=n),
+            manifest(model, f"v{n}", STUB_BASE),
+        )
+    stack.dispatcher.pump()

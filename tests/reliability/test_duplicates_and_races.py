@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from tests.conftest import STUB_BASE
-from tests.support import adapter_files, lora_weights, manifest, upload
+from tests.support import adapter_files, lora_weights, manifest, register_on_stub, upload
 
 
 def _model() -> str:
@@ -125,16 +125,7 @@ def test_promote_and_rollback_racing_leave_a_consistent_history_and_a_servable_p
     from ftserve.release import ReleaseRefused, Releases
 
     model = _model()
-    for version, seed in (("v1", 1), ("v2", 2), ("v3", 3)):
-        upload(
-            aws.clients("s3"),
-            aws.bucket,
-            model,
-            version,
-            adapter_files(seed=seed),
-            manifest(model, version, STUB_BASE),
-        )
-    aws.dispatcher.pump()
+    register_on_stub(aws, model, versions=3)
     releases = Releases(Registry(aws.table), aws.clients("ssm"), "/ftserve/models", "default")
     releases.promote(model, "v1", "setup")
     barrier = threading.Barrier(6)

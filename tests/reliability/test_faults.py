@@ -13,23 +13,11 @@ from typing import Any
 import pytest
 
 from tests.conftest import STUB_BASE
-from tests.support import adapter_files, load_event, manifest, upload
+from tests.support import adapter_files, load_event, manifest, register_on_stub, upload
 
 
 def _model() -> str:
     return f"flt-{uuid.uuid4().hex[:8]}"
-
-
-def _register(aws: Any, model: str, version: str, seed: int) -> None:
-    upload(
-        aws.clients("s3"),
-        aws.bucket,
-        model,
-        version,
-        adapter_files(seed=seed),
-        manifest(model, version, STUB_BASE),
-    )
-    aws.dispatcher.pump()
 
 
 @contextmanager
@@ -70,7 +58,7 @@ def test_a_replica_down_during_registration_gets_the_adapter_when_it_returns(
         )
         aws.dispatcher.reload(name)
     model = _model()
-    _register(aws, model, "v1", 1)
+    register_on_stub(aws, model)
     record = Registry(aws.table).get_version(model, "v1")
     assert record.status == "registered" and "waiting for replicas" in record.status_reason
 
@@ -151,7 +139,7 @@ def test_the_invoke_path_keeps_serving_when_ssm_is_unreachable(
     from ftserve.aws import client
 
     model = _model()
-    _register(aws, model, "v1", 1)
+    register_on_stub(aws, model)
     aws.clients("ssm").put_parameter(
         Name=f"/ftserve/models/{model}/active", Value="v1", Type="String", Overwrite=True
     )
@@ -172,7 +160,7 @@ def test_a_slow_backend_gets_a_504_in_openai_shape_within_the_deadline(
     aws: Any, replica: Any, key: str
 ) -> None:
     model = _model()
-    _register(aws, model, "v1", 1)
+    register_on_stub(aws, model)
     aws.clients("ssm").put_parameter(
         Name=f"/ftserve/models/{model}/active", Value="v1", Type="String", Overwrite=True
     )
@@ -202,8 +190,7 @@ def test_a_pointer_flipped_every_200_ms_under_concurrent_load_fails_no_request(
     from ftserve_local.containers import Container
 
     model = _model()
-    for version, seed in (("v1", 1), ("v2", 2)):
-        _register(aws, model, version, seed)
+    register_on_stub(aws, model, versions=2)
     name = f"/ftserve/models/{model}/active"
     aws.clients("ssm").put_parameter(Name=name, Value="v1", Type="String", Overwrite=True)
     env = {k: v for k, v in os.environ.items() if k.startswith(("AWS_", "FTSERVE_"))}

@@ -9,8 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import STUB_BASE
-from tests.support import adapter_files, load_event, manifest, upload
+from tests.support import load_event, register_on_stub
 
 
 def _call(aws: Any, key: str, path: str, body: Any = None) -> dict[str, Any]:
@@ -29,16 +28,7 @@ def _call(aws: Any, key: str, path: str, body: Any = None) -> dict[str, Any]:
 
 
 def _serve(aws: Any, model: str) -> None:
-    for version, seed in (("v1", 1), ("v2", 2)):
-        upload(
-            aws.clients("s3"),
-            aws.bucket,
-            model,
-            version,
-            adapter_files(seed=seed),
-            manifest(model, version, STUB_BASE),
-        )
-    aws.dispatcher.pump()
+    register_on_stub(aws, model, versions=2)
     aws.clients("ssm").put_parameter(
         Name=f"/ftserve/models/{model}/active", Value="v1", Type="String", Overwrite=True
     )
