@@ -169,7 +169,7 @@ def test_forged_or_stale_webhooks_are_refused_and_nothing_is_written(
     model = f"h-{uuid.uuid4().hex[:8]}"
     job = add_job(webhook, model)
     other = "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
-    stamp = {"stale": int(time.time()) - 301, "future": int(time.time()) + 301}.get(case)
+    stamp = {"stale": int(time.time()) - 310, "future": int(time.time()) + 310}.get(case)
     status, body = deliver(webhook, job, stamp=stamp, secret=other if case == "forged" else None)
     assert status == 401 and body["error"]["message"]
     listed = (
