@@ -91,7 +91,8 @@ NOTES = """
   until the last response attributed to the old version, worst container, worst of 5 trials.
   The backend is a fast local OpenAI-compatible stub so that the model's latency does not hide
   the pointer's. By construction it is bounded by the TTL (2 s) plus the request in flight, so
-  it sits at the target; a shorter `PointerTtlSeconds` trades SSM calls for speed. The powertools-default baseline is the same handler with a 300 s TTL, observed
+  it sits at the target; a shorter `PointerTtlSeconds` trades SSM calls for speed. The
+  powertools-default baseline is the same handler with a 300 s TTL, observed
   for 9 s after the write.
 - **Alarm to revert**: the real-shaped "CloudWatch Alarm State Change" event is put on
   EventBridge (moto); the figure is the time until the pointer is back, through the template's
