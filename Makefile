@@ -30,7 +30,7 @@ $(CHECKOV_VENV)/.installed:
 	$(CHECKOV_VENV)/bin/pip install -q 'checkov>=3.2,<4'
 	touch $@
 
-setup: $(VENV)/.installed $(VLLM_VENV)/.installed $(CHECKOV_VENV)/.installed models
+setup: $(VENV)/.installed $(VLLM_VENV)/.installed models
 
 $(BASE): infra/tiny_model.py | $(VLLM_VENV)/.installed
 	$(VLLM_VENV)/bin/python infra/tiny_model.py base $(MODELS)/tiny-llama
