@@ -41,20 +41,18 @@ def _accept_once() -> tuple[Any, Any]:
     from ftserve.aws import client
     from ftserve.backends.hosted import HostedBackend
     from ftserve.config import get_settings
+    from ftserve.errors import BackendUnavailable
     from ftserve.webhooks import WebhookRejected, manifest_for_job, write_manifest
 
     settings = get_settings()
 
     def accept(delivery: dict[str, str]) -> dict[str, str]:
         platform = HostedBackend(settings.openai_base_url, _secrets()[1])
-        status, data = platform._request("GET", f"/fine_tuning/jobs/{delivery['job_id']}")
-        if status != 200:
-            raise WebhookRejected(
-                f"the platform answered {status} for job {delivery['job_id']}", 502
-            )
-        manifest = manifest_for_job(
-            json.loads(data), settings.openai_base_url, settings.openai_api_key_secret
-        )
+        try:
+            job = platform.fine_tuning_job(delivery["job_id"])
+        except BackendUnavailable as exc:
+            raise WebhookRejected(str(exc), 502) from exc
+        manifest = manifest_for_job(job, settings.openai_base_url, settings.openai_api_key_secret)
         key = write_manifest(client("s3"), settings.bucket_name, manifest)
         return {"manifest": key}
 

@@ -47,16 +47,14 @@ class Dispatcher:
 
     def handler(self, function: str) -> Any:
         """The function's handler, loaded once (a warm container) from its code folder."""
-        spec = self.cloud.functions[function]
+        module_file, attr = self.cloud.functions[function].handler.rsplit(".", 1)
         if function not in self._modules:
-            module_file, attr = spec.handler.rsplit(".", 1)
-            path = spec.code_dir / f"{module_file}.py"
+            path = self.cloud.functions[function].code_dir / f"{module_file}.py"
             loader_spec = importlib.util.spec_from_file_location(f"ftserve_fn_{function}", path)
             assert loader_spec and loader_spec.loader
             module = importlib.util.module_from_spec(loader_spec)
             loader_spec.loader.exec_module(module)
             self._modules[function] = module
-        module_file, attr = spec.handler.rsplit(".", 1)
         return getattr(self._modules[function], attr)
 
     def invoke(self, function: str, event: dict[str, Any]) -> Any:

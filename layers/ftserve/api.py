@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from aws_lambda_powertools.event_handler import Response
@@ -92,8 +93,9 @@ class ApiService:
         from ftserve import eventbus
         from ftserve.aws import client
         from ftserve.config import get_settings
+        from ftserve.pointer import read_pointers
         from ftserve.registry import Registry
-        from ftserve.routing import PointerTable, RecordCache, ssm_fetcher
+        from ftserve.routing import PointerTable, RecordCache
         from ftserve.serving import Serving
 
         settings = get_settings()
@@ -130,7 +132,7 @@ class ApiService:
             metrics.add_metric(name="PointerRefreshFailed", unit="Count", value=1)
 
         pointers = PointerTable(
-            fetch=ssm_fetcher(client("ssm"), settings.parameter_prefix),
+            fetch=partial(read_pointers, client("ssm"), settings.parameter_prefix),
             records=records,
             ttl_s=settings.pointer_ttl_s,
             on_reject=rejected,

@@ -7,14 +7,6 @@ class FtserveError(Exception):
     """Base of every error ftserve raises on purpose."""
 
 
-class InvalidAdapter(FtserveError):
-    """An upload failed validation; `reasons` lists every problem found, not only the first."""
-
-    def __init__(self, reasons: list[str]) -> None:
-        self.reasons = reasons
-        super().__init__("; ".join(reasons))
-
-
 class VersionExists(FtserveError):
     """A different upload already holds this <model>/<version>: versions are immutable."""
 

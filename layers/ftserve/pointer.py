@@ -69,16 +69,26 @@ def model_from_parameter(prefix: str, name: str) -> str | None:
     return model if "/" not in model else None
 
 
-def read_all(ssm: Any, prefix: str) -> dict[str, str]:
-    """Every model's raw pointer value, by path: one call per 10 models (a page), not per model."""
-    values: dict[str, str] = {}
-    kwargs: dict[str, Any] = {"Path": prefix.rstrip("/"), "Recursive": True, "MaxResults": 10}
-    while True:
-        page = ssm.get_parameters_by_path(**kwargs)
-        for param in page["Parameters"]:
+def read_pointers(ssm: Any, prefix: str, models: list[str] | None = None) -> dict[str, str]:
+    """Raw pointer values from SSM, nothing cached (callers own their TTL: powertools' default
+    of 300 s would make a rollback take five minutes). The named models' with GetParameters
+    (10 names a call), or every one under the prefix by path (powertools Parameters)."""
+    if models is None:
+        from aws_lambda_powertools.utilities.parameters import SSMProvider
+
+        values = SSMProvider(boto3_client=ssm).get_multiple(
+            prefix.rstrip("/"), force_fetch=True, recursive=True
+        )
+        return {
+            str(name).partition("/")[0]: value
+            for name, value in values.items()
+            if str(name).partition("/")[2] == "active" and isinstance(value, str)
+        }
+    pointers: dict[str, str] = {}
+    for start in range(0, len(models), 10):
+        names = [parameter_name(prefix, m) for m in models[start : start + 10]]
+        for param in ssm.get_parameters(Names=names)["Parameters"]:
             model = model_from_parameter(prefix, param["Name"])
             if model:
-                values[model] = param["Value"]
-        if not page.get("NextToken"):
-            return values
-        kwargs["NextToken"] = page["NextToken"]
+                pointers[model] = param["Value"]
+    return pointers

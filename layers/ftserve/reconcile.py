@@ -14,7 +14,7 @@ from typing import Any
 from ftserve.backends.vllm import VllmBackend
 from ftserve.errors import BackendUnavailable, LoadFailed
 from ftserve.observability import logger
-from ftserve.pointer import parse_pointer, read_all
+from ftserve.pointer import parse_pointer, read_pointers
 from ftserve.registry import Registry, VersionRecord
 from ftserve.serving import Serving
 
@@ -62,7 +62,7 @@ def reconcile(
     actor: str = "reconciler",
 ) -> Report:
     report = Report()
-    pointers = read_all(ssm, parameter_prefix)
+    pointers = read_pointers(ssm, parameter_prefix)
     for model in registry.models():
         for record in must_be_loaded(registry.list_versions(model), pointers.get(model), keep_warm):
             backend = serving.backend_for(record)

@@ -26,6 +26,7 @@ from ftserve.validation import (
     listing_errors,
     manifest_errors,
     safetensors_errors,
+    too_large,
 )
 
 CHUNK = 1024 * 1024
@@ -62,6 +63,9 @@ class Registrar:
     alarms: AlarmThresholds | None = None
     s3: Any = None
     actor: str = "registration"
+    # Digests of pinned object versions (immutable): a file matched against the manifest's
+    # checksum is not downloaded again to be recorded.
+    _digests: dict[tuple[str, str], FileRecord] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.s3 = self.s3 or client("s3")
@@ -85,10 +89,15 @@ class Registrar:
         pins: dict[str, Pin] = {name: (size, None) for name, size in files.items()}
         if manifest_version:
             pins[MANIFEST_FILE] = (self._size(key, manifest_version), manifest_version)
-        manifest, reasons = manifest_errors(
-            self._read(prefix + MANIFEST_FILE, pins[MANIFEST_FILE], self.max_manifest_bytes),
-            self.max_manifest_bytes,
-        )
+        manifest_size = pins[MANIFEST_FILE][0]
+        if manifest_size > self.max_manifest_bytes:  # never downloaded
+            manifest, reasons = (
+                None,
+                [too_large("manifest", manifest_size, self.max_manifest_bytes)],
+            )
+        else:
+            raw = self._read(prefix + MANIFEST_FILE, pins[MANIFEST_FILE])
+            manifest, reasons = manifest_errors(raw, self.max_manifest_bytes)
         if manifest and (manifest.model, manifest.version) != (model, version):
             reasons.append(
                 f"manifest names {manifest.model}@{manifest.version} but was uploaded "
@@ -161,12 +170,9 @@ class Registrar:
                 return pin
         return None
 
-    def _read(
-        self, key: str, pin: Pin, limit: int, start: int = 0, end: int | None = None
-    ) -> bytes:
-        size, version_id = pin
-        if end is None and size > limit:
-            return b"x" * (limit + 1)  # over the limit: never downloaded, reported by the parser
+    def _read(self, key: str, pin: Pin, start: int = 0, end: int | None = None) -> bytes:
+        """The pinned object's bytes (or bytes [start, end))."""
+        version_id = pin[1]
         if end is not None and end <= start:
             return b""
         extra: dict[str, str] = {"Range": f"bytes={start}-{end - 1}"} if end is not None else {}
@@ -177,14 +183,17 @@ class Registrar:
     def _weights_errors(
         self, prefix: str, pins: dict[str, Pin], manifest: Manifest | None
     ) -> list[str]:
+        config_size = pins[CONFIG_FILE][0]
+        if config_size > self.max_manifest_bytes:  # never downloaded
+            return [too_large(CONFIG_FILE, config_size, self.max_manifest_bytes)]
         config, reasons = adapter_config_errors(
-            self._read(prefix + CONFIG_FILE, pins[CONFIG_FILE], self.max_manifest_bytes), manifest
+            self._read(prefix + CONFIG_FILE, pins[CONFIG_FILE]), manifest
         )
         if "r" in config and not any(r.startswith(f"{CONFIG_FILE}: rank") for r in reasons):
             weights_key, weights = prefix + WEIGHTS_FILE, pins[WEIGHTS_FILE]
             reasons += safetensors_errors(
                 weights[0],
-                lambda start, end: self._read(weights_key, weights, 0, start, end),
+                lambda start, end: self._read(weights_key, weights, start, end),
                 config,
             )
         return reasons
@@ -211,6 +220,8 @@ class Registrar:
         )
 
     def _checksum(self, key: str, pin: Pin = (0, None)) -> FileRecord:
+        if pin[1] and (key, pin[1]) in self._digests:
+            return self._digests[(key, pin[1])]
         extra = {"VersionId": pin[1]} if pin[1] else {}
         try:
             obj = self.s3.get_object(Bucket=self.bucket, Key=key, **extra)
@@ -222,7 +233,12 @@ class Registrar:
         for chunk in obj["Body"].iter_chunks(CHUNK):
             sha.update(chunk)
             size += len(chunk)
-        return FileRecord(sha256=sha.hexdigest(), size=size, s3_version_id=obj.get("VersionId"))
+        record = FileRecord(sha256=sha.hexdigest(), size=size, s3_version_id=obj.get("VersionId"))
+        if record.s3_version_id:
+            if len(self._digests) > 1024:
+                self._digests.clear()
+            self._digests[(key, record.s3_version_id)] = record
+        return record
 
     def _announce(self, record: VersionRecord) -> None:
         if self.alarms is not None:

@@ -6,7 +6,6 @@ parameter is written, so the SSM change event that follows is recognised as alre
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -18,6 +17,9 @@ from ftserve.errors import FtserveError, VersionNotFound
 from ftserve.pointer import Pointer, parameter_name, parse_pointer
 from ftserve.registry import HistoryEntry, Registry, VersionRecord, now_iso
 
+# A pointer write by one of these ends any canary in progress (a guard's revert does not: it may
+# put the canary's own split back).
+ENDS_CANARY = {"promoted", "rolled_back", "auto_reverted", "canary_promoted"}
 POINTER_ACTIONS = (
     "promoted",
     "canary_started",
@@ -43,7 +45,7 @@ class GateRule:
     def check(self, scores: dict[str, float]) -> str | None:
         value = scores.get(self.metric)
         if value is None:
-            return f"eval has no {self.metric!r} (gate needs {self}"[:-1] + ")"
+            return f"eval has no {self.metric!r} (the gate needs {self})"
         ok = value >= self.threshold if self.op == ">=" else value <= self.threshold
         return None if ok else f"{self.metric}={value} fails the gate {self}"
 
@@ -188,7 +190,6 @@ class Releases:
             "forced": bool(failures),
             "gate_failures": failures,
         }
-        self.registry.put_model_setting(model, "canary", None)
         self._change(model, "promoted", version, version, actor, reason, details)
         return details
 
@@ -203,7 +204,6 @@ class Releases:
         if current is not None and current.strip() == target:
             raise ReleaseRefused(f"{model} already serves {target}")
         details = {"from": current, "to": target}
-        self.registry.put_model_setting(model, "canary", None)
         self._change(
             model, "rolled_back", target, target, actor, reason, details, "ModelRolledBack"
         )
@@ -243,6 +243,8 @@ class Releases:
             Overwrite=True,
             Description=f"ftserve active version of {model} (set by {actor})"[:1024],
         )
+        if action in ENDS_CANARY:
+            self.registry.put_model_setting(model, "canary", None)
         # The parameter's version orders the history, whatever order concurrent writers record in.
         details = details | {"parameter_version": int(written["Version"])}
         self.registry.record_history(model, action, version, actor, reason, details)
@@ -364,7 +366,6 @@ class Releases:
             )
             return {"result": "no safe version", "pointer": current, "blocked": target}
         details = {"from": current, "to": target, "alarm": alarm}
-        self.registry.put_model_setting(model, "canary", None)
         self._change(
             model,
             "auto_reverted",
@@ -407,7 +408,6 @@ class Releases:
             if firing:
                 continue  # the alarm's own event reverts it
             details = {"from": current, "to": version, "baked_since": canary["started_at"]}
-            self.registry.put_model_setting(model, "canary", None)
             self._change(
                 model,
                 "canary_promoted",
@@ -432,7 +432,3 @@ def alarm_target(event_detail: dict[str, Any]) -> tuple[str, str] | None:
         str(event_detail.get("alarmName", "")),
     )
     return (match["m"], match["v"]) if match else None
-
-
-def dumps(value: Any) -> str:
-    return json.dumps(value, default=str)

@@ -13,7 +13,6 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 from ftserve.errors import FtserveError, VersionNotFound
 from ftserve.pointer import Pointer, parse_pointer
@@ -95,7 +94,6 @@ class PointerTable:
     on_reject: Callable[[Rejection], None] | None = None
     on_fetch_error: Callable[[Exception], None] | None = None
     _good: dict[str, Resolution] = field(default_factory=dict)
-    _raw: dict[str, str] = field(default_factory=dict)
     _announced: set[tuple[str, str]] = field(default_factory=set)
     _wanted: dict[str, float] = field(default_factory=dict)
     _read_at: dict[str, float] = field(default_factory=dict)
@@ -131,11 +129,9 @@ class PointerTable:
             for m in affected:
                 self._read_at[m] = now
                 if m in raw:
-                    self._raw[m] = raw[m]
                     self._apply(m, raw[m])
                 else:  # pointer deleted: the model is no longer served
                     self._good.pop(m, None)
-                    self._raw.pop(m, None)
 
     def _apply(self, model: str, value: str) -> None:
         current = self._good.get(model)
@@ -176,38 +172,3 @@ class PointerTable:
     def models(self) -> dict[str, Resolution]:
         self.refresh(everything=True)
         return dict(self._good)
-
-    def raw_value(self, model: str) -> str | None:
-        return self._raw.get(model)
-
-
-def ssm_fetcher(ssm: Any, prefix: str) -> Callable[[list[str] | None], dict[str, str]]:
-    """Reads pointers from SSM: the named models' (GetParameters, 10 a call) or every one under
-    the prefix (by path, with powertools Parameters). The TTL is the PointerTable's (2 s by
-    default), so nothing is cached here: powertools' default of 300 s would make a rollback take
-    five minutes."""
-    from aws_lambda_powertools.utilities.parameters import SSMProvider
-
-    from ftserve.pointer import model_from_parameter, parameter_name
-
-    provider = SSMProvider(boto3_client=ssm)
-    path = prefix.rstrip("/")
-
-    def fetch(models: list[str] | None) -> dict[str, str]:
-        if models is None:
-            values = provider.get_multiple(path, force_fetch=True, recursive=True)
-            return {
-                str(name).partition("/")[0]: value
-                for name, value in values.items()
-                if str(name).partition("/")[2] == "active" and isinstance(value, str)
-            }
-        pointers: dict[str, str] = {}
-        for start in range(0, len(models), 10):
-            names = [parameter_name(prefix, m) for m in models[start : start + 10]]
-            for param in ssm.get_parameters(Names=names)["Parameters"]:
-                model = model_from_parameter(prefix, param["Name"])
-                if model:
-                    pointers[model] = param["Value"]
-        return pointers
-
-    return fetch

@@ -19,23 +19,29 @@ class Serving:
     s3: Any = None
     sagemaker: Any = None
     sagemaker_runtime: Any = None
-    # One vLLM backend per base for the container's life: its connection pool is reused.
-    _vllm_backends: dict[str, Backend | None] = field(default_factory=dict)
+    # Backends live as long as the container: their connection pools are reused.
+    _backends: dict[tuple[str, str], Backend | None] = field(default_factory=dict)
 
     def backend_for(self, record: VersionRecord) -> Backend | None:
         manifest = record.manifest
+        # vLLM and SageMaker serve a base for every version on it; a hosted id is its own.
+        key = (
+            manifest.backend,
+            record.name if manifest.backend == "openai" else manifest.base_model,
+        )
+        if key not in self._backends:
+            self._backends[key] = self._build(record)
+        return self._backends[key]
+
+    def _build(self, record: VersionRecord) -> Backend | None:
+        manifest = record.manifest
         if manifest.backend == "vllm":
-            if manifest.base_model not in self._vllm_backends:
-                self._vllm_backends[manifest.base_model] = self._vllm(
-                    manifest.base_model, manifest.base_id
-                )
-            return self._vllm_backends[manifest.base_model]
+            return self._vllm(manifest.base_model, manifest.base_id)
         if manifest.backend == "sagemaker":
             from ftserve.backends.sagemaker import SageMakerBackend
 
-            target = self.settings.sagemaker_targets.get(
-                manifest.base_model
-            ) or self.settings.sagemaker_targets.get(manifest.base_id)
+            targets = self.settings.sagemaker_targets
+            target = targets.get(manifest.base_model) or targets.get(manifest.base_id)
             if target is None:
                 return None
             return SageMakerBackend(

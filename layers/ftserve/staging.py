@@ -53,6 +53,9 @@ def _matches(folder: Path, record: VersionRecord) -> bool:
         if name == MANIFEST_FILE:
             continue
         path = folder / name
-        if not path.is_file() or hashlib.sha256(path.read_bytes()).hexdigest() != info.sha256:
+        if not path.is_file():
             return False
+        with open(path, "rb") as staged:  # streamed: adapters can be gigabytes
+            if hashlib.file_digest(staged, "sha256").hexdigest() != info.sha256:
+                return False
     return True

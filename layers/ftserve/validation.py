@@ -46,10 +46,14 @@ LORA_TENSOR = re.compile(r"^(?P<module>.+)\.lora_(?P<side>A|B)(?:\.(?P<adapter>[
 ReadRange = Callable[[int, int], bytes]  # (start, end exclusive) → bytes
 
 
+def too_large(what: str, size: int, limit: int) -> str:
+    return f"{what} is {size} bytes, over the {limit}-byte limit"
+
+
 def manifest_errors(raw: bytes, max_bytes: int) -> tuple[Manifest | None, list[str]]:
     """Parse `ftserve.json`; unknown keys and every invalid field become a reason."""
     if len(raw) > max_bytes:
-        return None, [f"manifest is {len(raw)} bytes, over the {max_bytes}-byte limit"]
+        return None, [too_large("manifest", len(raw), max_bytes)]
     try:
         data = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:

@@ -10,7 +10,7 @@ import json
 import re
 from typing import Any
 
-from ftserve.backends.vllm import VllmReplica, _error_text
+from ftserve.backends.http import JsonEndpoint, error_text
 from ftserve.errors import BackendUnavailable, BadRequest, LoadFailed
 from ftserve.registry import VersionRecord
 
@@ -32,17 +32,28 @@ def api_key(secret: str | None) -> str | None:
 
 class HostedBackend:
     def __init__(
-        self, base_url: str | None = None, key: str | None = None, timeout_s: float = 60.0
+        self,
+        base_url: str | None = None,
+        key: str | None = None,
+        timeout_s: float = 60.0,
+        key_secret: str | None = None,
     ) -> None:
         self.base_url = (base_url or OPENAI_URL).rstrip("/")
         root = self.base_url.removesuffix("/v1")
-        self.http = VllmReplica(root, timeout_s=timeout_s)
-        self.key = key
+        self.http = JsonEndpoint(root, timeout_s=timeout_s)
+        self._key = key
+        self.key_secret = key_secret
 
     @classmethod
     def for_record(cls, record: VersionRecord) -> HostedBackend:
         m = record.manifest
-        return cls(m.hosted_base_url, api_key(m.hosted_api_key_secret))
+        return cls(m.hosted_base_url, key_secret=m.hosted_api_key_secret)
+
+    @property
+    def key(self) -> str | None:
+        """The key given, else the named secret's (read through its 5-minute cache, so a
+        rotated key is picked up by a long-lived backend)."""
+        return self._key or api_key(self.key_secret)
 
     def _request(
         self,
@@ -54,11 +65,20 @@ class HostedBackend:
         headers = {"Authorization": f"Bearer {self.key}"} if self.key else {}
         return self.http.request(method, "/v1" + path, body, timeout_s=timeout_s, headers=headers)
 
+    def fine_tuning_job(self, job_id: str) -> dict[str, Any]:
+        """The platform's record of a fine-tuning job (what its webhook announced)."""
+        status, data = self._request("GET", f"/fine_tuning/jobs/{job_id}", timeout_s=10)
+        if status != 200:
+            raise BackendUnavailable(
+                f"{self.base_url} answered {status} for job {job_id}: {error_text(data)}"
+            )
+        return dict(json.loads(data))
+
     def listed(self) -> set[str]:
         status, data = self._request("GET", "/models", timeout_s=10)
         if status != 200:
             raise BackendUnavailable(
-                f"{self.base_url}/models answered {status}: {_error_text(data)}"
+                f"{self.base_url}/models answered {status}: {error_text(data)}"
             )
         return {m["id"] for m in json.loads(data).get("data", [])}
 
@@ -96,7 +116,7 @@ class HostedBackend:
             result["model"] = record.name
             return result
         if status in (400, 404, 422):
-            raise BadRequest(_error_text(data))
+            raise BadRequest(error_text(data))
         raise BackendUnavailable(
-            f"{self.base_url} failed ({status}): {_error_text(data)}", retry_after=5
+            f"{self.base_url} failed ({status}): {error_text(data)}", retry_after=5
         )

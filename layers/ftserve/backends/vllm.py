@@ -14,10 +14,10 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from ftserve.backends.http import JsonEndpoint, error_text
 from ftserve.errors import (
     AdapterNotLoaded,
     BackendError,
-    BackendTimeout,
     BackendUnavailable,
     BadRequest,
     LoadFailed,
@@ -25,56 +25,8 @@ from ftserve.errors import (
 from ftserve.registry import VersionRecord
 
 
-def _pool() -> Any:
-    import urllib3
-
-    return urllib3.PoolManager(maxsize=16, retries=False)
-
-
-class VllmReplica:
+class VllmReplica(JsonEndpoint):
     """One vLLM server (OpenAI-compatible, `--enable-lora`, runtime LoRA updating on)."""
-
-    def __init__(self, url: str, pool: Any | None = None, timeout_s: float = 30.0) -> None:
-        self.url = url.rstrip("/")
-        self.timeout_s = timeout_s
-        self._pool = pool
-
-    @property
-    def pool(self) -> Any:
-        if self._pool is None:
-            self._pool = _pool()
-        return self._pool
-
-    def request(
-        self,
-        method: str,
-        path: str,
-        body: dict[str, Any] | None = None,
-        timeout_s: float | None = None,
-        headers: dict[str, str] | None = None,
-    ) -> tuple[int, bytes]:
-        import urllib3
-
-        try:
-            response = self.pool.request(
-                method,
-                self.url + path,
-                body=json.dumps(body).encode() if body is not None else None,
-                headers={"Content-Type": "application/json", **(headers or {})},
-                timeout=urllib3.Timeout(connect=2.0, read=timeout_s or self.timeout_s),
-                retries=False,
-            )
-        except (urllib3.exceptions.ReadTimeoutError, TimeoutError) as exc:
-            raise BackendTimeout(
-                f"vLLM replica {self.url} did not answer within "
-                f"{timeout_s or self.timeout_s:.0f} s",
-                retry_after=1,
-            ) from exc
-        except urllib3.exceptions.HTTPError as exc:
-            raise BackendUnavailable(
-                f"vLLM replica {self.url} is unreachable: {exc}", retry_after=5
-            ) from exc
-        return int(response.status), bytes(response.data)
 
     def loaded(self) -> set[str]:
         status, data = self.request("GET", "/v1/models", timeout_s=5)
@@ -86,7 +38,7 @@ class VllmReplica:
         status, data = self.request(
             "POST", "/v1/load_lora_adapter", {"lora_name": name, "lora_path": path}, timeout_s=60
         )
-        text = _error_text(data)
+        text = error_text(data)
         if status == 200 or "already been loaded" in text:
             return
         if status >= 500 and "lora" not in text.lower():
@@ -97,20 +49,10 @@ class VllmReplica:
 
     def unload(self, name: str) -> None:
         status, data = self.request("POST", "/v1/unload_lora_adapter", {"lora_name": name})
-        if status != 200 and "not found" not in _error_text(data).lower():
+        if status != 200 and "not found" not in error_text(data).lower():
             raise BackendError(
-                f"vLLM replica {self.url} could not unload {name}: {_error_text(data)}"
+                f"vLLM replica {self.url} could not unload {name}: {error_text(data)}"
             )
-
-
-def _error_text(data: bytes) -> str:
-    try:
-        body = json.loads(data)
-    except ValueError:
-        return data.decode(errors="replace")[:500]
-    if isinstance(body, dict) and isinstance(body.get("error"), dict):
-        return str(body["error"].get("message", body["error"]))
-    return data.decode(errors="replace")[:500]
 
 
 class VllmBackend:
@@ -193,7 +135,7 @@ class VllmBackend:
         status, data = replica.request("POST", path, payload, timeout_s=timeout_s)
         if status == 200:
             return dict(json.loads(data))
-        text = _error_text(data)
+        text = error_text(data)
         if status == 404 and "does not exist" in text:
             raise AdapterNotLoaded(
                 f"{payload['model']} is not loaded on {replica.url}", retry_after=1
